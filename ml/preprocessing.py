@@ -1,0 +1,204 @@
+"""One path from stored pixels to a network input.
+
+A CT slice arrives either as Hounsfield units (from DICOM: ``hounsfield_from_dicom``) or as an 8-bit
+grey image (PNG/JPG/TIFF exports such as the public chest CT-scan image set: ``grey_from_image``).
+``prepare_slice`` turns either into a float32 ``(input_size, input_size, channels)`` array:
+
+1. 8-bit grey is first mapped back to Hounsfield units by the linear ramp of
+   ``PreprocessingConfig.grey_window``: grey 0 is the window's low edge, grey 255 its high edge.
+   Grey exports are windowed images whose window is unknown; one documented ramp (centre -300 HU,
+   width 1600 HU, i.e. -1100..500 HU) keeps them on the same scale as DICOM input, and
+   ``grey_from_hounsfield`` is its exact inverse, used to write phantom image sets.
+2. Each window in ``PreprocessingConfig.windows`` becomes one channel: values clipped to
+   ``centre +- width / 2`` and scaled to 0..1. The default channels are the lung window
+   (-600/1500), the mediastinal window (40/400) and a bone window (400/1800), so the three input
+   channels a VGG16 expects each carry a different tissue contrast instead of one repeated grey.
+3. The channels are resized to ``input_size`` (area interpolation when shrinking, bilinear when
+   enlarging).
+4. Normalisation: ``"unit"`` keeps 0..1; ``"imagenet_caffe"`` scales to 0..255 and subtracts the
+   ImageNet channel means, which is what VGG16 weights trained on ImageNet expect.
+
+The configuration is saved with every registered model (``to_dict``/``from_dict``) and read back at
+inference, so a model is never fed differently from how it was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import cv2
+import numpy as np
+
+Source = Literal["hounsfield", "grey8"]
+SOURCES: tuple[str, ...] = ("hounsfield", "grey8")
+NORMALISATIONS: tuple[str, ...] = ("unit", "imagenet_caffe")
+
+# Channel means (B, G, R order in Keras' "caffe" mode, which VGG16's ImageNet weights were trained
+# with), on the 0..255 scale.
+IMAGENET_CAFFE_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A Hounsfield display window: ``centre +- width / 2`` maps to 0..1."""
+
+    name: str
+    centre: float
+    width: float
+
+    @property
+    def low(self) -> float:
+        return self.centre - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.centre + self.width / 2
+
+
+LUNG_WINDOW = Window("lung", -600.0, 1500.0)
+MEDIASTINAL_WINDOW = Window("mediastinal", 40.0, 400.0)
+BONE_WINDOW = Window("bone", 400.0, 1800.0)
+GREY_EXPORT_WINDOW = Window("grey_export", -300.0, 1600.0)
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """Everything that decides how pixels become a network input; saved with each model."""
+
+    input_size: int = 224
+    windows: tuple[Window, ...] = field(
+        default=(LUNG_WINDOW, MEDIASTINAL_WINDOW, BONE_WINDOW)
+    )
+    grey_window: Window = GREY_EXPORT_WINDOW
+    normalisation: str = "unit"
+
+    def __post_init__(self) -> None:
+        if self.input_size < 8:
+            raise ValueError(f"input_size must be at least 8 pixels, got {self.input_size}")
+        if not self.windows:
+            raise ValueError("at least one window is needed: each window is one input channel")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"unknown normalisation {self.normalisation!r}; expected one of {NORMALISATIONS}"
+            )
+        if self.normalisation == "imagenet_caffe" and len(self.windows) != 3:
+            raise ValueError("imagenet_caffe normalisation needs exactly three windows")
+
+    @property
+    def channels(self) -> int:
+        return len(self.windows)
+
+    def to_dict(self) -> dict:
+        return {
+            "input_size": self.input_size,
+            "windows": [asdict(window) for window in self.windows],
+            "grey_window": asdict(self.grey_window),
+            "normalisation": self.normalisation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreprocessingConfig:
+        return cls(
+            input_size=int(data["input_size"]),
+            windows=tuple(Window(**window) for window in data["windows"]),
+            grey_window=Window(**data["grey_window"]),
+            normalisation=data["normalisation"],
+        )
+
+
+def hounsfield_from_dicom(dataset) -> np.ndarray:
+    """Pixel data of a pydicom dataset in Hounsfield units (float32).
+
+    Decoding goes through pydicom's pixel-data plugins (so compressed transfer syntaxes work when a
+    plugin is installed) and the modality LUT: ``stored * RescaleSlope + RescaleIntercept``.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    stored = dataset.pixel_array
+    return np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
+
+
+def grey_from_image(path_or_fileobj: str | Path | BinaryIO) -> np.ndarray:
+    """An image file (PNG, JPG, TIFF; colour or grey, 8 or 16 bit) as an 8-bit grey array."""
+    if isinstance(path_or_fileobj, (str, Path)):
+        encoded = Path(path_or_fileobj).read_bytes()
+    else:
+        encoded = path_or_fileobj.read()
+    buffer = np.frombuffer(encoded, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError("not a readable image file (PNG, JPG or TIFF expected)")
+    return image
+
+
+def hounsfield_from_grey(grey: np.ndarray, *, window: Window = GREY_EXPORT_WINDOW) -> np.ndarray:
+    """The documented ramp from 8-bit grey back to Hounsfield units."""
+    return window.low + grey.astype(np.float32) * (window.width / 255.0)
+
+
+def grey_from_hounsfield(
+    hounsfield: np.ndarray, *, window: Window = GREY_EXPORT_WINDOW
+) -> np.ndarray:
+    """Inverse of ``hounsfield_from_grey``: how phantom slices are exported as 8-bit images."""
+    scaled = (np.asarray(hounsfield, dtype=np.float32) - window.low) * (255.0 / window.width)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def encode_png(grey: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", grey)
+    if not ok:
+        raise ValueError("could not encode the image as PNG")
+    return encoded.tobytes()
+
+
+def resize_to(array: np.ndarray, *, height: int, width: int) -> np.ndarray:
+    """Resize a 2D or channels-last array; area interpolation when shrinking avoids aliasing."""
+    shrinking = height < array.shape[0] or width < array.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(array, (width, height), interpolation=interpolation)
+    if array.ndim == 3 and resized.ndim == 2:
+        resized = resized[..., np.newaxis]
+    return resized
+
+
+def prepare_slice(array: np.ndarray, *, config: PreprocessingConfig, source: Source) -> np.ndarray:
+    """One 2D slice (Hounsfield or 8-bit grey) as a float32 ``(size, size, channels)`` input."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"a slice must be a 2D array, got shape {array.shape}")
+    if source == "grey8":
+        hounsfield = hounsfield_from_grey(array, window=config.grey_window)
+    else:
+        hounsfield = array.astype(np.float32, copy=False)
+    size = config.input_size
+    hounsfield = resize_to(hounsfield, height=size, width=size)
+    channels = np.empty((size, size, config.channels), dtype=np.float32)
+    for index, window in enumerate(config.windows):
+        channels[..., index] = np.clip((hounsfield - window.low) / window.width, 0.0, 1.0)
+    if config.normalisation == "imagenet_caffe":
+        channels = channels * 255.0 - IMAGENET_CAFFE_MEANS
+    return channels
+
+
+def prepare_batch(
+    arrays: Sequence[np.ndarray], *, config: PreprocessingConfig, source: Source
+) -> np.ndarray:
+    """Several slices (any original sizes) as one float32 ``(n, size, size, channels)`` batch."""
+    batch = np.empty(
+        (len(arrays), config.input_size, config.input_size, config.channels), dtype=np.float32
+    )
+    for index, array in enumerate(arrays):
+        batch[index] = prepare_slice(array, config=config, source=source)
+    return batch
+
+
+def prepare_mask(mask: np.ndarray, *, input_size: int) -> np.ndarray:
+    """A boolean lesion mask as a float32 ``(size, size, 1)`` training target (0 or 1)."""
+    resized = resize_to(np.asarray(mask, dtype=np.float32), height=input_size, width=input_size)
+    return (resized >= 0.5).astype(np.float32)[..., np.newaxis]
+

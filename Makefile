@@ -1,0 +1,42 @@
+# RadAssist: `make run` starts the portal with demo data, `make test` runs the tests.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: run test venv system-check browser lint bench clean
+
+$(INSTALLED): requirements/*.txt
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements/dev.txt
+	@touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+system-check: venv
+	@$(PYTHON) -m portal.system_check
+
+run: system-check
+	$(PYTHON) manage.py run_portal --port $(PORT)
+
+# Debian's chromium for the browser tests (Playwright's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+test: system-check browser
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PYTHON) -m ruff check .
+
+bench: venv
+	$(PYTHON) bench/inference.py
+	$(PYTHON) bench/ingest.py
+	$(PYTHON) bench/pipeline.py
+	$(PYTHON) bench/report_pdf.py
+
+clean:
+	rm -rf var staticfiles .pytest_cache

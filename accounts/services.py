@@ -1,0 +1,151 @@
+"""Actions on hospitals, users, invitations and API keys. Views, admin and commands call these."""
+
+import secrets
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import ApiKey, Invitation, Role, User
+from portal.audit import record_event
+from portal.errors import UserFacingError
+from portal.models import AuditAction
+
+
+class InvitationError(UserFacingError):
+    pass
+
+
+def mark_email_verified(user):
+    """Invitations and the demo seed vouch for an address, so allauth need not send its own check."""
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
+
+
+def invite_user(*, hospital, email, role, invited_by, full_name="", patient=None, request=None):
+    """Create an invitation and email its one-time link. Returns the invitation."""
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise InvitationError(f"Unknown role {role!r}.")
+    if role == Role.PATIENT and patient is None:
+        raise InvitationError("A patient invitation must name the patient record the login belongs to.")
+    if patient is not None and patient.hospital_id != hospital.pk:
+        raise InvitationError("That patient record belongs to another hospital.")
+    if patient is not None and patient.user_id is not None:
+        raise InvitationError("That patient already has a login.")
+    if User.objects.filter(email=email).exists():
+        raise InvitationError(f"{email} already has an account.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            hospital=hospital,
+            email=email,
+            full_name=full_name,
+            role=role,
+            patient=patient,
+            token_hash=Invitation.hash_token(token),
+            invited_by=invited_by,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_VALID_DAYS),
+        )
+        record_event(
+            action=AuditAction.INVITE, target=invitation, actor=invited_by, request=request, detail={"role": role}
+        )
+    link = settings.SITE_URL.rstrip("/") + reverse("accept-invitation", kwargs={"token": token})
+    context = {"invitation": invitation, "link": link, "valid_days": settings.INVITATION_VALID_DAYS}
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"You are invited to RadAssist at {hospital.name}",
+            message=render_to_string("accounts/email/invitation.txt", context),
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    return invitation
+
+
+def find_open_invitation(token):
+    """The invitation behind a link, or an error that says why the link no longer works."""
+    invitation = Invitation.objects.filter(token_hash=Invitation.hash_token(token)).select_related("hospital").first()
+    if invitation is None:
+        raise InvitationError("This invitation link is not valid. Ask your hospital's administrator for a new one.")
+    if invitation.accepted_at is not None:
+        raise InvitationError("This invitation has already been used. Log in with your email and password.")
+    if invitation.is_expired:
+        raise InvitationError("This invitation has expired. Ask your hospital's administrator for a new one.")
+    return invitation
+
+
+def accept_invitation(*, token, password, full_name=""):
+    """Create the invitee's account with the password they chose; the link then stops working."""
+    with transaction.atomic():
+        invitation = find_open_invitation(token)
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if invitation.accepted_at is not None:
+            raise InvitationError("This invitation has already been used. Log in with your email and password.")
+        if User.objects.filter(email=invitation.email).exists():
+            raise InvitationError(f"{invitation.email} already has an account. Log in instead.")
+        user = User.objects.create_user(
+            email=invitation.email,
+            password=password,
+            full_name=full_name or invitation.full_name,
+            hospital=invitation.hospital,
+            role=invitation.role,
+        )
+        mark_email_verified(user)
+        if invitation.patient_id:
+            invitation.patient.user = user
+            invitation.patient.save(update_fields=["user"])
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["accepted_at"])
+    return user
+
+
+def create_api_key(*, hospital, name, created_by=None):
+    """Create a key and its API-client user. Returns (api_key, secret); the secret is never stored."""
+    secret = ApiKey.generate_secret()
+    with transaction.atomic():
+        client = User(
+            email=f"api-{hospital.slug}-{secrets.token_hex(4)}@api.radassist.invalid",
+            full_name=f"API key “{name}”",
+            hospital=hospital,
+            role=Role.DOCTOR,
+            is_api_client=True,
+        )
+        client.set_unusable_password()
+        client.save()
+        api_key = ApiKey.objects.create(
+            hospital=hospital, name=name, user=client, key_prefix=secret[:10], key_hash=ApiKey.hash_key(secret)
+        )
+        record_event(action=AuditAction.API_KEY, target=api_key, actor=created_by, detail={"change": "created"})
+    return api_key, secret
+
+
+def revoke_api_key(*, api_key, revoked_by=None):
+    with transaction.atomic():
+        api_key.revoked_at = api_key.revoked_at or timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        api_key.user.is_active = False
+        api_key.user.save(update_fields=["is_active"])
+        record_event(action=AuditAction.API_KEY, target=api_key, actor=revoked_by, detail={"change": "revoked"})
+
+
+def authenticate_api_key(secret):
+    """The API-client user of an active key, or None."""
+    if not secret or not secret.startswith(ApiKey.PREFIX):
+        return None
+    api_key = (
+        ApiKey.objects.active()
+        .select_related("user", "user__hospital")
+        .filter(key_hash=ApiKey.hash_key(secret), user__is_active=True)
+        .first()
+    )
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key.user

@@ -1,0 +1,37 @@
+"""The Celery app: three queues, each served by its own kind of worker.
+
+- ``ingest``  (CPU): finishing series after upload, parsing files pushed in bulk;
+- ``gpu``     (GPU in production): the analysis of a series through both networks;
+- ``reports`` (CPU): rendering report PDFs and sending notifications.
+
+Long GPU jobs are acknowledged late and requeued if their worker dies, so a
+killed worker never loses a job; workers take one job at a time.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("radassist")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=(Queue("ingest"), Queue("gpu"), Queue("reports")),
+    task_default_queue="ingest",
+    task_routes={
+        "scans.tasks.*": {"queue": "ingest"},
+        "ml.tasks.*": {"queue": "gpu"},
+        "reports.tasks.*": {"queue": "reports"},
+    },
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+app.autodiscover_tasks()

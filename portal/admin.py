@@ -1,0 +1,95 @@
+"""Django admin scoped by tenancy.
+
+Hospital admins are staff users without Django model permissions; the classes
+here grant them access to their own hospital's rows only, through the same
+``visible_to`` every other view uses. The platform superuser sees everything.
+"""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+
+from portal.models import AuditEvent
+
+
+def acts_for_hospital(request):
+    return request.user.is_active and request.user.is_hospital_admin
+
+
+class TenantAdmin(admin.ModelAdmin):
+    """Hospital admins manage their own hospital's rows; the hospital field is set for them and never shown."""
+
+    #: Hospital admins may add, change or delete rows of this model (read-only otherwise).
+    hospital_admin_can_edit = True
+
+    def get_queryset(self, request):
+        return self.model._default_manager.get_queryset().visible_to(request.user)
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser or acts_for_hospital(request)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or acts_for_hospital(request)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and "hospital" not in exclude:
+            exclude.append("hospital")
+        return exclude
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        if not request.user.is_superuser:
+            filters = [f for f in filters if f != "hospital"]
+        return filters
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Choices of related rows come through visible_to, so a foreign hospital's rows cannot even be posted."""
+        queryset = db_field.related_model._default_manager.get_queryset()
+        if hasattr(queryset, "visible_to"):
+            kwargs["queryset"] = queryset.visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        queryset = db_field.related_model._default_manager.get_queryset()
+        if hasattr(queryset, "visible_to"):
+            kwargs["queryset"] = queryset.visible_to(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser:
+            if change and obj.hospital_id != request.user.hospital_id:
+                raise PermissionDenied
+            obj.hospital = request.user.hospital
+        super().save_model(request, obj, form, change)
+
+
+class ReadOnlyTenantAdmin(TenantAdmin):
+    """For records nobody edits through the UI (audit trail, machine-written results)."""
+
+    hospital_admin_can_edit = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyTenantAdmin):
+    list_display = ("created_at", "actor_email", "action", "target_type", "target_label", "ip_address")
+    list_filter = ("action", "target_type", "hospital")
+    search_fields = ("actor_email", "target_id", "target_label")
+    date_hierarchy = "created_at"

@@ -1,0 +1,74 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+from accounts.management.commands.seed_demo import DEMO_PASSWORD
+
+
+class Command(BaseCommand):
+    help = "Start the portal for development: migrate, seed demo data and models, then run web and worker together."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--host", default="127.0.0.1")
+
+    def handle(self, *args, port, host, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if settings.DEBUG:
+            call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))
+        if "bootstrap_models" in get_commands():
+            call_command("bootstrap_models")
+        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"], env=environment
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "celery_app",
+                    "worker",
+                    "-Q",
+                    "ingest,gpu,reports",
+                    "--concurrency",
+                    "1",
+                    "--prefetch-multiplier",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env=environment,
+            ),
+        ]
+        self.stdout.write(self.style.SUCCESS(f"\nRadAssist is running at http://{host}:{port}/"))
+        if settings.DEBUG:
+            self.stdout.write(
+                "Demo logins: admin@northside.example, doctor1@northside.example, "
+                "patient1@northside.example (and doctor2, patient2, patient3; the same at riverside)"
+            )
+            self.stdout.write(f"Demo password: {DEMO_PASSWORD}")
+        self.stdout.write("Press Ctrl-C to stop the web server and the worker.\n")
+        try:
+            while all(process.poll() is None for process in processes):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        return None

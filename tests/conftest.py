@@ -1,0 +1,62 @@
+"""Shared fixtures: two hospitals with a user of every role, so each test can check both sides of a tenant wall."""
+
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class HospitalWorld:
+    hospital: object
+    admin: object
+    doctor: object
+    patient: object  # the Patient record; its login is patient.user
+    api_key: object
+    api_secret: str
+
+    @property
+    def patient_user(self):
+        return self.patient.user
+
+
+def build_world(slug, name):
+    # Imported here so that the pure ml tests can run without Django (`-p no:django`).
+    from accounts.services import create_api_key
+    from tests.factories import DoctorFactory, HospitalAdminFactory, HospitalFactory, PatientWithLoginFactory
+
+    hospital = HospitalFactory(slug=slug, name=name)
+    api_key, secret = create_api_key(hospital=hospital, name="pacs")
+    return HospitalWorld(
+        hospital=hospital,
+        admin=HospitalAdminFactory(hospital=hospital, email=f"admin@{slug}.test"),
+        doctor=DoctorFactory(hospital=hospital, email=f"doctor@{slug}.test"),
+        patient=PatientWithLoginFactory(
+            hospital=hospital, user__email=f"patient@{slug}.test", full_name=f"Patient of {name}"
+        ),
+        api_key=api_key,
+        api_secret=secret,
+    )
+
+
+@pytest.fixture
+def north(db):
+    return build_world("north", "North Hospital")
+
+
+@pytest.fixture
+def south(db):
+    return build_world("south", "South Hospital")
+
+
+@pytest.fixture
+def superuser(db):
+    from accounts.models import User
+
+    return User.objects.create_superuser(email="root@platform.test", password="platform-root-password")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

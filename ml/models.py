@@ -50,6 +50,10 @@ class Analysis(models.Model):
     status = models.CharField(max_length=16, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED)
     failure_reason = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Deliveries started; guards against crash loops.")
+    #: Celery task id of the delivery that claimed the run; a redelivery of the same message carries the same id.
+    task_id = models.CharField(max_length=64, blank=True)
+    #: Touched by the running delivery after every batch; a stale heartbeat means that delivery is gone.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     slices_total = models.PositiveIntegerField(default=0)
     slices_done = models.PositiveIntegerField(default=0)
     #: Series-level class (one of ml.networks.CLASS_NAMES) and its probabilities {class name: p}.

@@ -243,6 +243,22 @@ CELERY_TASK_EAGER_PROPAGATES = True
 MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default=f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}")
 MLFLOW_ARTIFACT_ROOT = env.str("MLFLOW_ARTIFACT_ROOT", default=str(VAR_DIR / "mlflow" / "artifacts"))
 
+# Analysis pipeline (ml.tasks.analyse_series). The time limits are sized for a 1,000-slice series on
+# a CPU worker (about 10 minutes); they must stay below CELERY_VISIBILITY_TIMEOUT, or Redis would hand
+# a running job to a second worker.
+ANALYSIS_SOFT_TIME_LIMIT = env.int("RADASSIST_ANALYSIS_SOFT_TIME_LIMIT", default=30 * 60)
+ANALYSIS_TIME_LIMIT = env.int("RADASSIST_ANALYSIS_TIME_LIMIT", default=35 * 60)
+# Deliveries that may start without finishing (worker killed) before the analysis is marked failed.
+ANALYSIS_MAX_ATTEMPTS = env.int("RADASSIST_ANALYSIS_MAX_ATTEMPTS", default=3)
+# Retries for transient errors (database or storage unavailable), with exponential backoff.
+ANALYSIS_MAX_RETRIES = env.int("RADASSIST_ANALYSIS_MAX_RETRIES", default=8)
+ANALYSIS_RETRY_BACKOFF_SECONDS = env.float("RADASSIST_ANALYSIS_RETRY_BACKOFF_SECONDS", default=5.0)
+ANALYSIS_RETRY_BACKOFF_MAX_SECONDS = env.float("RADASSIST_ANALYSIS_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
+# A running analysis whose heartbeat is older than this is taken over by another delivery.
+ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS = env.int("RADASSIST_ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS", default=180)
+# TensorFlow threads per worker process; 0 means the CPUs this process may run on.
+ANALYSIS_TF_THREADS = env.int("RADASSIST_ANALYSIS_TF_THREADS", default=0)
+
 # Security -----------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

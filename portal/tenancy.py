@@ -27,7 +27,7 @@ class TenantQuerySet(models.QuerySet):
 
     def for_hospital(self, hospital):
         """Rows owned by one hospital, for code that acts for the hospital itself (tasks, commands)."""
-        return self.filter(**{self.hospital_lookup: hospital})
+        return self.filter(**{self.hospital_lookup: getattr(hospital, "pk", hospital)})
 
     def visible_to(self, user):
         if user is None or not user.is_authenticated or not user.is_active:

@@ -57,6 +57,8 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: load balancer probes get their answer before the HTTPS redirect and the host check.
+    "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,6 +94,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'radassist.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker write to the same file: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -158,10 +161,12 @@ PRIVATE_URL_EXPIRY_SECONDS = env.int("RADASSIST_PRIVATE_URL_EXPIRY_SECONDS", def
 if AWS_STORAGE_BUCKET_NAME:
     # Private bucket: no ACLs, every read through a short-lived presigned URL, encrypted at rest.
     PRIVATE_STORAGE = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "portal.storage.PrivateS3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            # Where browsers reach the store when it differs from the address inside the cluster (MinIO).
+            "public_endpoint_url": env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default=None),
             "region_name": env.str("AWS_S3_REGION_NAME", default=None),
             "access_key": env.str("AWS_ACCESS_KEY_ID", default=None),
             "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default=None),
@@ -284,5 +289,11 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_patient_data"]},
     },
     "root": {"handlers": ["console"], "level": env.str("RADASSIST_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "mlflow": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console and mail handlers are replaced: every request log goes out as redacted JSON.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        "mlflow": {"level": "WARNING"},
+    },
 }

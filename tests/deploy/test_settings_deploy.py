@@ -1,0 +1,80 @@
+"""Production settings: ``check --deploy`` has nothing to say, and a missing or weak secret stops the start."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def production_environment(tmp_path, **overrides):
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "AWS_", "RADASSIST_"))
+    }
+    environment.pop("DATABASE_URL", None)
+    environment.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_DEBUG="False",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="portal.hospital.example",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://portal.hospital.example",
+        RADASSIST_VAR_DIR=str(tmp_path),
+        AWS_STORAGE_BUCKET_NAME="radassist",
+        AWS_S3_ENDPOINT_URL="http://127.0.0.1:9",
+        AWS_ACCESS_KEY_ID="radassist",
+        AWS_SECRET_ACCESS_KEY="radassist-secret",
+        CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+    )
+    environment.update(overrides)
+    return {key: value for key, value in environment.items() if value is not None}
+
+
+def manage(environment, *arguments):
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_reports_no_warnings_with_production_environment(tmp_path):
+    result = manage(production_environment(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_values_come_from_the_environment(tmp_path):
+    script = (
+        "from django.conf import settings as s;"
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, s.CSRF_COOKIE_SECURE,"
+        " s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, s.SECURE_REFERRER_POLICY,"
+        " s.ALLOWED_HOSTS, s.CSRF_TRUSTED_ORIGINS, s.STORAGES['default']['BACKEND'])"
+    )
+    result = manage(production_environment(tmp_path), "shell", "--no-imports", "-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == [
+        "False", "True", "True", "True", "True", "True", "same-origin",
+        "['portal.hospital.example']", "['https://portal.hospital.example']", "portal.storage.PrivateS3Storage",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "secret_key, expected",
+    [(None, "DJANGO_SECRET_KEY"), ("short-and-guessable", "security.W009")],
+    ids=["missing", "too-short"],
+)
+def test_missing_or_weak_secret_key_is_refused(tmp_path, secret_key, expected):
+    environment = production_environment(tmp_path, DJANGO_SECRET_KEY=secret_key)
+    result = manage(environment, "check", "--deploy", "--fail-level", "WARNING")
+
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr

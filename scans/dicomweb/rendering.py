@@ -1,0 +1,91 @@
+"""Rendered frames for WADO-RS (PS3.18 8.3.5.1.3): one frame as an 8-bit PNG or JPEG a browser can show.
+
+Greyscale pixels go through the modality LUT (RescaleSlope/Intercept, so CT is in Hounsfield units)
+and then a linear window: the one asked for in the ``window`` query parameter, else the stored
+WindowCenter/WindowWidth, else the lung window for CT (the portal reads chest CT) or the frame's
+own range otherwise. MONOCHROME1 is inverted so that the picture looks as radiologists expect.
+"""
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.pixels import apply_modality_lut
+
+from ml.preprocessing import LUNG_WINDOW, Window
+from portal.errors import UserFacingError
+
+RENDERED_MEDIA_TYPES = ("image/jpeg", "image/png")
+JPEG_QUALITY = 90
+
+
+class CannotRender(UserFacingError):
+    status_code = 400
+
+
+class FrameNotFound(UserFacingError):
+    status_code = 404
+
+
+def window_from_parameter(text):
+    """``"center,width[,function]"`` (PS3.18 8.3.5.1.3.1) -> Window; only the linear function is drawn."""
+    pieces = [piece.strip() for piece in text.split(",")]
+    try:
+        centre, width = float(pieces[0]), float(pieces[1])
+    except (IndexError, ValueError):
+        raise CannotRender("window must be 'center,width' or 'center,width,linear'.") from None
+    if width <= 0:
+        raise CannotRender("The window width must be positive.")
+    return Window("requested", centre, width)
+
+
+def display_window(*, requested, instance, modality, frame):
+    if requested is not None:
+        return requested
+    if instance.window_center is not None and instance.window_width:
+        return Window("stored", instance.window_center, instance.window_width)
+    if modality == "CT":
+        return LUNG_WINDOW
+    low, high = float(frame.min()), float(frame.max())
+    return Window("frame range", (low + high) / 2, max(high - low, 1.0))
+
+
+def frame_pixels(dataset, frame_number):
+    """Frame ``frame_number`` (1-based) of the dataset, decoded through pydicom's pixel-data plugins."""
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if not 1 <= frame_number <= frames:
+        raise FrameNotFound(f"The instance has {frames} frame(s); there is no frame {frame_number}.")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:  # any decoder failure is the stored file's fault: say so rather than answer 500
+        raise CannotRender(f"The pixel data cannot be decoded: {error}") from None
+    return pixels[frame_number - 1] if frames > 1 else pixels
+
+
+def render_frame(*, fileobj, instance, frame_number, media_type, window=None, quality=JPEG_QUALITY):
+    """Encoded image bytes of one frame of a stored DICOM file."""
+    dataset = pydicom.dcmread(fileobj)
+    pixels = frame_pixels(dataset, frame_number)
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+    if pixels.ndim == 3:
+        image = pixels.astype(np.uint8) if pixels.dtype != np.uint8 else pixels
+        if photometric.startswith("YBR"):
+            from pydicom.pixels import convert_color_space
+
+            image = convert_color_space(image, photometric, "RGB")
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float32)
+        chosen = display_window(
+            requested=window, instance=instance, modality=str(dataset.get("Modality", "")), frame=values
+        )
+        scaled = (values - chosen.low) * (255.0 / chosen.width)
+        image = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        if photometric == "MONOCHROME1":
+            image = 255 - image
+    if media_type == "image/png":
+        ok, encoded = cv2.imencode(".png", image)
+    else:
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise CannotRender("The frame could not be encoded as an image.")
+    return encoded.tobytes()

@@ -198,6 +198,19 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("RADASSIST_MAX_FILES_PER_REQUEST", defaul
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = env.str("RADASSIST_UPLOAD_TEMP_DIR", default=None)
 
+# Ingest (scans.services) ---------------------------------------------------------------------------
+#: DICOM modalities the portal accepts; others are rejected with a reason (the analysis is for CT).
+INGEST_ALLOWED_MODALITIES = set(env.list("RADASSIST_INGEST_ALLOWED_MODALITIES", default=["CT"]))
+#: Largest single upload (a DICOM file, an image, or a zip archive), and largest zip entry.
+INGEST_MAX_FILE_BYTES = env.int("RADASSIST_INGEST_MAX_FILE_MB", default=2048) * 1024 * 1024
+#: Zip bomb limits: entries per archive, total uncompressed size, and the ratio of an entry's
+#: uncompressed to compressed size (entries under 1 MB uncompressed are exempt from the ratio).
+INGEST_MAX_ZIP_ENTRIES = env.int("RADASSIST_INGEST_MAX_ZIP_ENTRIES", default=10000)
+INGEST_MAX_ZIP_TOTAL_BYTES = env.int("RADASSIST_INGEST_MAX_ZIP_TOTAL_MB", default=8192) * 1024 * 1024
+INGEST_MAX_ZIP_RATIO = env.int("RADASSIST_INGEST_MAX_ZIP_RATIO", default=200)
+#: A series pushed through STOW-RS is complete when no instance arrived for this long.
+SERIES_QUIET_SECONDS = env.int("RADASSIST_SERIES_QUIET_SECONDS", default=30)
+
 # Email --------------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

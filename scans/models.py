@@ -6,12 +6,26 @@ from django.urls import reverse
 from portal.tenancy import TenantQuerySet
 
 
-def instance_upload_path(instance, filename):
-    """Files live under their hospital and UIDs; the name never carries patient data."""
-    series = instance.series
+def instance_file_path(*, hospital_id, study_instance_uid, series_instance_uid, sop_instance_uid, suffix):
+    """Files live under their hospital and UIDs; the name never carries patient data.
+
+    Ingest stores the file before it creates the rows (so that no database lock is held while bytes
+    are copied), hence a path computed from the identifiers alone.
+    """
     return (
-        f"hospitals/{series.hospital_id}/studies/{series.study.study_instance_uid}/"
-        f"series/{series.series_instance_uid}/{instance.sop_instance_uid}{instance.file_suffix}"
+        f"hospitals/{hospital_id}/studies/{study_instance_uid}/"
+        f"series/{series_instance_uid}/{sop_instance_uid}{suffix}"
+    )
+
+
+def instance_upload_path(instance, filename):
+    series = instance.series
+    return instance_file_path(
+        hospital_id=series.hospital_id,
+        study_instance_uid=series.study.study_instance_uid,
+        series_instance_uid=series.series_instance_uid,
+        sop_instance_uid=instance.sop_instance_uid,
+        suffix=instance.file_suffix,
     )
 
 
@@ -201,6 +215,8 @@ class UploadedFile(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=FileOutcome.choices)
     reason = models.TextField(blank=True, help_text="Why the file was rejected, written for the uploader.")
+    #: DICOM PS3.4 FailureReason code of a rejection (0xC000, 0xA900, ...), as STOW-RS reports it.
+    failure_reason = models.PositiveIntegerField(null=True, blank=True)
     instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,0 +1,445 @@
+"""Reading one uploaded file: what kind it is, its DICOM header, and whether its pixels can be shown.
+
+No database here: these functions look at bytes and either return what ingest needs or raise
+:class:`RejectedFile` with a reason written for the uploader and the DICOM FailureReason that
+STOW-RS reports for it.
+
+The web process never loads a whole DICOM file: the header is read with
+``stop_before_pixels``, then the Pixel Data element is checked in place (its length against the
+image size for native transfer syntaxes; the fragment items for encapsulated ones, whose first
+frame is also decoded through pydicom's pixel-data plugins, which is cheap and is the only way to
+know that a compressed codestream is really decodable).
+"""
+
+import datetime
+import io
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from portal.errors import UserFacingError
+
+PIXEL_DATA_TAG = 0x7FE00010
+ITEM_TAG = 0xFFFEE000
+SEQUENCE_DELIMITER_TAG = 0xFFFEE0DD
+UNDEFINED_LENGTH = 0xFFFFFFFF
+#: Explicit VRs whose length field is 4 bytes after 2 reserved bytes (PS3.5 7.1.2).
+LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+#: Larger PNG/JPG images are refused before decoding (a decompression bomb needs no zip).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+class FailureReason(IntEnum):
+    """DICOM PS3.4 / PS3.18 STOW-RS FailureReason codes."""
+
+    PROCESSING_FAILURE = 0x0110
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    OUT_OF_RESOURCES = 0xA700
+    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    CANNOT_UNDERSTAND = 0xC000
+    TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+
+
+class RejectedFile(UserFacingError):
+    """A file the portal will not store; the message says why, for the person who sent it."""
+
+    def __init__(self, message, *, failure_reason=FailureReason.CANNOT_UNDERSTAND):
+        super().__init__(message)
+        self.failure_reason = int(failure_reason)
+
+
+class FileKind(IntEnum):
+    UNKNOWN = 0
+    DICOM = 1
+    IMAGE = 2
+    ZIP = 3
+
+
+def sniff_kind(fileobj):
+    """Tell a DICOM Part 10 file, a PNG/JPEG image and a zip archive apart by their first bytes."""
+    fileobj.seek(0)
+    head = fileobj.read(132)
+    fileobj.seek(0)
+    if head[128:132] == b"DICM":
+        return FileKind.DICOM
+    if head.startswith(ZIP_SIGNATURES):
+        return FileKind.ZIP
+    if head.startswith(PNG_SIGNATURE) or head.startswith(JPEG_SIGNATURE):
+        return FileKind.IMAGE
+    return FileKind.UNKNOWN
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """What ingest keeps of a DICOM file, read without its pixel data."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    modality: str
+    patient_id: str
+    patient_name: str
+    patient_birth_date: datetime.date | None
+    patient_sex: str
+    accession_number: str
+    study_date: datetime.date | None
+    study_time: datetime.time | None
+    study_description: str
+    referring_physician: str
+    series_number: int | None
+    series_description: str
+    body_part: str
+    instance_number: int | None
+    rows: int
+    columns: int
+    number_of_frames: int
+    pixel_spacing: list[float] | None
+    slice_thickness: float | None
+    image_position_patient: list[float] | None
+    image_orientation_patient: list[float] | None
+    slice_location: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    window_center: float | None
+    window_width: float | None
+
+
+def read_dicom(fileobj, *, allowed_modalities):
+    """Parse and check a DICOM file; return its :class:`DicomHeader` or raise :class:`RejectedFile`."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import UID
+
+    fileobj.seek(0)
+    try:
+        dataset = dcmread(fileobj, stop_before_pixels=True)
+        pixel_data_offset = fileobj.tell()
+    except InvalidDicomError as error:
+        raise RejectedFile(f"Not a readable DICOM file: {error}") from error
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on damaged headers
+        raise RejectedFile("The DICOM header is damaged or the file is truncated.") from error
+    try:
+        header = _header_from(dataset)
+    except RejectedFile:
+        raise
+    except Exception as error:  # noqa: BLE001 - a value pydicom cannot convert is a damaged header
+        raise RejectedFile(f"The DICOM header holds an unreadable value ({error}).") from error
+    if UID(header.transfer_syntax_uid).is_deflated:
+        raise RejectedFile(
+            "Deflated DICOM files are not supported; send the file uncompressed or with an image compression.",
+            failure_reason=FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
+        )
+    if not _has_pixel_data_at(fileobj, pixel_data_offset):
+        raise RejectedFile(
+            "This DICOM file holds no image (no pixel data): structured reports, RT plans and other "
+            "non-image objects cannot be viewed or analysed.",
+            failure_reason=FailureReason.SOP_CLASS_NOT_SUPPORTED,
+        )
+    if header.modality not in allowed_modalities:
+        accepted = ", ".join(sorted(allowed_modalities))
+        raise RejectedFile(
+            f"Modality {header.modality or '(none)'} is not accepted here (accepted: {accepted}).",
+            failure_reason=FailureReason.SOP_CLASS_NOT_SUPPORTED,
+        )
+    check_pixel_data(fileobj, dataset=dataset, pixel_data_offset=pixel_data_offset)
+    return header
+
+
+def _text(dataset, keyword):
+    return str(dataset.get(keyword, "") or "").strip()
+
+
+def _values(value):
+    """A DICOM value as a list, whether it holds one value or several."""
+    from pydicom.multival import MultiValue
+
+    return list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+
+
+def _number_list(dataset, keyword, count):
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    values = [float(v) for v in _values(value)]
+    return values if len(values) == count else None
+
+
+def _optional_float(dataset, keyword):
+    """The first value (a multi-valued window's first is its default), as a float."""
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    values = _values(value)
+    return float(values[0]) if values else None
+
+
+def _optional_int(dataset, keyword):
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def _dicom_date(value):
+    try:
+        return datetime.datetime.strptime(str(value).strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _dicom_time(value):
+    digits = str(value).strip().split(".")[0]
+    if len(digits) < 2 or not digits.isdigit():
+        return None
+    digits = digits.ljust(6, "0")[:6]
+    try:
+        return datetime.time(int(digits[:2]), int(digits[2:4]), int(digits[4:6]))
+    except ValueError:
+        return None
+
+
+def _sex(dataset):
+    sex = _text(dataset, "PatientSex").upper()[:1]
+    return sex if sex in ("F", "M", "O") else ""
+
+
+def person_name(value):
+    """DICOM ``Family^Given^Middle^Prefix^Suffix`` as a person would write it: "Given Middle Family"."""
+    parts = [part.strip() for part in str(value or "").split("=")[0].split("^")]
+    family, given, middle = (parts + ["", "", ""])[:3]
+    return " ".join(part for part in (parts[3] if len(parts) > 3 else "", given, middle, family) if part)
+
+
+def slice_position(position, orientation):
+    """ImagePositionPatient projected on the slice normal (row direction x column direction), in mm."""
+    if position is None or orientation is None:
+        return None
+    normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
+    if not np.any(normal):
+        return None
+    return float(np.dot(np.asarray(position), normal))
+
+
+def _header_from(dataset):
+    file_meta = getattr(dataset, "file_meta", None)
+    transfer_syntax_uid = str(file_meta.get("TransferSyntaxUID", "") if file_meta is not None else "").strip()
+    required = {
+        "SOPInstanceUID": _text(dataset, "SOPInstanceUID"),
+        "StudyInstanceUID": _text(dataset, "StudyInstanceUID"),
+        "SeriesInstanceUID": _text(dataset, "SeriesInstanceUID"),
+    }
+    missing = [keyword for keyword, value in required.items() if not value]
+    if missing:
+        raise RejectedFile(
+            f"The DICOM file lacks {', '.join(missing)}.",
+            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+        )
+    if not transfer_syntax_uid:
+        raise RejectedFile("The DICOM file does not say how its data is encoded (no TransferSyntaxUID).")
+    too_long = [keyword for keyword, value in required.items() if len(value) > 64]
+    if too_long:
+        raise RejectedFile(
+            f"{', '.join(too_long)} is longer than the 64 characters DICOM allows.",
+            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+        )
+    position = _number_list(dataset, "ImagePositionPatient", 3)
+    orientation = _number_list(dataset, "ImageOrientationPatient", 6)
+    location = slice_position(position, orientation)
+    if location is None:
+        location = _optional_float(dataset, "SliceLocation")
+    return DicomHeader(
+        sop_instance_uid=required["SOPInstanceUID"],
+        sop_class_uid=_text(dataset, "SOPClassUID"),
+        study_instance_uid=required["StudyInstanceUID"],
+        series_instance_uid=required["SeriesInstanceUID"],
+        transfer_syntax_uid=transfer_syntax_uid,
+        modality=_text(dataset, "Modality").upper(),
+        patient_id=_text(dataset, "PatientID")[:64],
+        patient_name=person_name(dataset.get("PatientName", ""))[:200],
+        patient_birth_date=_dicom_date(dataset.get("PatientBirthDate", "")),
+        patient_sex=_sex(dataset),
+        accession_number=_text(dataset, "AccessionNumber")[:64],
+        study_date=_dicom_date(dataset.get("StudyDate", "")),
+        study_time=_dicom_time(dataset.get("StudyTime", "")),
+        study_description=_text(dataset, "StudyDescription")[:255],
+        referring_physician=person_name(dataset.get("ReferringPhysicianName", ""))[:255],
+        series_number=_optional_int(dataset, "SeriesNumber"),
+        series_description=_text(dataset, "SeriesDescription")[:255],
+        body_part=_text(dataset, "BodyPartExamined")[:64],
+        instance_number=_optional_int(dataset, "InstanceNumber"),
+        rows=_optional_int(dataset, "Rows") or 0,
+        columns=_optional_int(dataset, "Columns") or 0,
+        number_of_frames=_optional_int(dataset, "NumberOfFrames") or 1,
+        pixel_spacing=_number_list(dataset, "PixelSpacing", 2),
+        slice_thickness=_optional_float(dataset, "SliceThickness"),
+        image_position_patient=position,
+        image_orientation_patient=orientation,
+        slice_location=location,
+        rescale_slope=_optional_float(dataset, "RescaleSlope") or 1.0,
+        rescale_intercept=_optional_float(dataset, "RescaleIntercept") or 0.0,
+        window_center=_optional_float(dataset, "WindowCenter"),
+        window_width=_optional_float(dataset, "WindowWidth"),
+    )
+
+
+def _has_pixel_data_at(fileobj, offset):
+    """``stop_before_pixels`` leaves the file at the Pixel Data tag, or at its end when there is none."""
+    fileobj.seek(offset)
+    tag_bytes = fileobj.read(4)
+    fileobj.seek(offset)
+    if len(tag_bytes) < 4:
+        return False
+    little = struct.unpack("<HH", tag_bytes)
+    big = struct.unpack(">HH", tag_bytes)
+    return PIXEL_DATA_TAG in (little[0] << 16 | little[1], big[0] << 16 | big[1])
+
+
+def _remaining_bytes(fileobj):
+    here = fileobj.tell()
+    end = fileobj.seek(0, io.SEEK_END)
+    fileobj.seek(here)
+    return end - here
+
+
+def check_pixel_data(fileobj, *, dataset, pixel_data_offset):
+    """Raise :class:`RejectedFile` unless the pixel data is complete and decodable here."""
+    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.uid import UID
+
+    transfer_syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError:
+        decoder = None
+    if decoder is None or not decoder.is_available:
+        raise RejectedFile(
+            f"The image compression of this file ({transfer_syntax.name}) cannot be decoded here.",
+            failure_reason=FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
+        )
+    rows, columns = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
+    bits_allocated = int(dataset.get("BitsAllocated") or 0)
+    if rows <= 0 or columns <= 0 or bits_allocated <= 0:
+        raise RejectedFile("The DICOM image has no size (Rows, Columns or BitsAllocated is missing).")
+    fileobj.seek(pixel_data_offset)
+    endian = "<" if transfer_syntax.is_little_endian else ">"
+    length = _read_pixel_data_length(fileobj, endian=endian, implicit=transfer_syntax.is_implicit_VR)
+    if transfer_syntax.is_encapsulated:
+        _check_fragments(fileobj, endian=endian)
+        _decode_first_frame(fileobj, transfer_syntax)
+    else:
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        samples = int(dataset.get("SamplesPerPixel") or 1)
+        expected_bits = rows * columns * samples * frames * bits_allocated
+        expected = (expected_bits + 7) // 8
+        if length == UNDEFINED_LENGTH or length < expected or _remaining_bytes(fileobj) < min(length, expected):
+            raise RejectedFile(
+                "The file is truncated: its pixel data is shorter than the image size it declares.",
+                failure_reason=FailureReason.CANNOT_UNDERSTAND,
+            )
+
+
+def _read_pixel_data_length(fileobj, *, endian, implicit):
+    header = fileobj.read(8)
+    if len(header) < 8:
+        raise RejectedFile("The file is truncated inside its pixel data header.")
+    if implicit:
+        return struct.unpack(f"{endian}L", header[4:8])[0]
+    vr = header[4:6]
+    if vr in LONG_LENGTH_VRS:
+        extra = fileobj.read(4)
+        if len(extra) < 4:
+            raise RejectedFile("The file is truncated inside its pixel data header.")
+        return struct.unpack(f"{endian}L", extra)[0]
+    return struct.unpack(f"{endian}H", header[6:8])[0]
+
+
+def _check_fragments(fileobj, *, endian):
+    """Walk the items of encapsulated pixel data (offset table, then fragments) up to the delimiter."""
+    remaining = _remaining_bytes(fileobj)
+    position = 0
+    fragments = 0
+    while True:
+        item = fileobj.read(8)
+        if len(item) < 8:
+            raise RejectedFile("The file is truncated: its compressed pixel data ends early.")
+        group, element, length = struct.unpack(f"{endian}HHL", item)
+        tag = group << 16 | element
+        position += 8
+        if tag == SEQUENCE_DELIMITER_TAG:
+            break
+        if tag != ITEM_TAG or length == UNDEFINED_LENGTH:
+            raise RejectedFile("The compressed pixel data is corrupted (an unexpected item in its fragments).")
+        position += length
+        if position > remaining:
+            raise RejectedFile("The file is truncated: its compressed pixel data ends early.")
+        fileobj.seek(length, io.SEEK_CUR)
+        fragments += 1
+    if fragments < 2:
+        raise RejectedFile("The compressed pixel data holds no image fragment.")
+
+
+def _decode_first_frame(fileobj, transfer_syntax):
+    from pydicom.pixels import pixel_array
+
+    fileobj.seek(0)
+    try:
+        pixel_array(fileobj, index=0)
+    except Exception as error:  # noqa: BLE001 - every plugin has its own errors for a bad codestream
+        raise RejectedFile(
+            f"The {transfer_syntax.name} pixel data cannot be decoded: {error}",
+            failure_reason=FailureReason.CANNOT_UNDERSTAND,
+        ) from error
+
+
+@dataclass(frozen=True)
+class GreyImage:
+    """A PNG/JPG upload converted to the stored form: an 8-bit grey PNG."""
+
+    png_bytes: bytes
+    rows: int
+    columns: int
+
+
+def read_image(fileobj):
+    """Decode a PNG or JPEG upload to 8-bit grey PNG bytes, or raise :class:`RejectedFile`."""
+    from PIL import Image, UnidentifiedImageError
+
+    fileobj.seek(0)
+    try:
+        with Image.open(fileobj) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS or width == 0 or height == 0:
+                raise RejectedFile(
+                    f"The image is {width}x{height} pixels; images up to {MAX_IMAGE_PIXELS:,} pixels are accepted.",
+                    failure_reason=FailureReason.OUT_OF_RESOURCES,
+                )
+            image.load()
+            grey = _to_grey8(image)
+    except RejectedFile:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise RejectedFile(f"The image is damaged or truncated and cannot be read ({error}).") from error
+    buffer = io.BytesIO()
+    grey.save(buffer, format="PNG")
+    return GreyImage(png_bytes=buffer.getvalue(), rows=grey.height, columns=grey.width)
+
+
+def _to_grey8(image):
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = np.zeros_like(pixels) if high <= low else (pixels - low) * (255.0 / (high - low))
+        return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA").convert("RGB")
+    return image.convert("L")

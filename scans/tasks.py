@@ -1,0 +1,11 @@
+"""Celery tasks of the ingest queue."""
+
+from celery import shared_task
+
+from scans import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def complete_series_if_quiet(*, series_id):
+    """Scheduled after each STOW-RS instance: completes the series once nothing arrived for the quiet period."""
+    services.complete_series_if_quiet(series_id=series_id)

@@ -11,15 +11,20 @@ killed worker never loses a job; workers take one job at a time.
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+QUEUE_NAMES = ("ingest", "gpu", "reports")
 
 app = Celery("radassist")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=(Queue("ingest"), Queue("gpu"), Queue("reports")),
+    # Each queue has its own exchange and routing key, so a worker started with `-Q gpu` gets only GPU work.
+    task_queues=tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUE_NAMES),
     task_default_queue="ingest",
+    task_default_exchange="ingest",
+    task_default_routing_key="ingest",
     task_routes={
         "scans.tasks.*": {"queue": "ingest"},
         "ml.tasks.*": {"queue": "gpu"},

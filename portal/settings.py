@@ -244,6 +244,9 @@ SPECTACULAR_SETTINGS = {
 # Celery -------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 BROKER_FOLDER = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem"):
+    (BROKER_FOLDER / "queue").mkdir(parents=True, exist_ok=True)
+    (BROKER_FOLDER / "processed").mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BROKER_FOLDER / "queue"),

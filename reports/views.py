@@ -1,9 +1,234 @@
-from django.shortcuts import render
+"""Report pages: the doctor's editor, the patient's portal, and the audited PDF and key image downloads.
+
+Every lookup goes through ``visible_to``: a report of another hospital, another patient's report or a
+draft opened by a patient is simply not found (404).
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from portal.audit import record_event
+from portal.models import AuditAction
+from portal.storage import private_file_response
+from reports import services
+from reports.forms import AmendForm, DraftForm, SignForm
+from reports.models import Report, ReportVersion, key_images_visible_to
+from reports.rendering import report_context
+
+
+def visible_report(request, pk):
+    return get_object_or_404(Report.objects.visible_to(request.user).select_related("study__patient"), pk=pk)
+
+
+def visible_versions(request, report):
+    """The versions of a report this user may read: all for staff, signed ones for the patient."""
+    return ReportVersion.objects.visible_to(request.user).filter(report=report).order_by("-number")
+
+
+def pdf_not_ready():
+    response = HttpResponse(
+        "The PDF of this report is being prepared. Please try again in a few seconds.",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+def pdf_response(request, version):
+    if not version.pdf:
+        return pdf_not_ready()
+    return private_file_response(
+        request=request,
+        file_field=version.pdf,
+        target=version,
+        download_name=f"report-{version.report_id}-version-{version.number}.pdf",
+    )
+
+
+def editor_context(request, report, versions):
+    """What the doctor's report panel needs (also used by the study page through the report_panel tag)."""
+    latest = versions[0] if versions else None
+    draft = latest if latest is not None and not latest.is_signed else None
+    can_edit = request.user.is_doctor
+    return {
+        "report": report,
+        "versions": versions,
+        "latest": latest,
+        "draft": draft,
+        "can_edit": can_edit and draft is not None,
+        "can_sign": can_edit and draft is not None and not request.user.is_api_client,
+        "can_amend": can_edit and draft is None and latest is not None,
+        "newer_analyses": list(services.newer_analyses(latest)) if latest is not None else [],
+        "draft_form": DraftForm(
+            initial={
+                "impression": draft.impression,
+                "recommendation": draft.recommendation,
+                "conclusion_class": draft.conclusion_class,
+                "override_reason": draft.override_reason,
+            }
+        )
+        if draft is not None
+        else None,
+        "sign_form": SignForm(),
+        "amend_form": AmendForm(),
+        "signer_uses_totp": signer_uses_totp(request.user),
+    }
+
+
+def signer_uses_totp(user):
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+@login_required
+def report_detail(request, pk):
+    """The doctor's editor, or the patient's reading view of the latest signed version."""
+    report = visible_report(request, pk)
+    versions = list(visible_versions(request, report))
+    if not versions:
+        raise Http404
+    shown = versions[0]
+    if request.GET.get("version"):
+        shown = next((v for v in versions if str(v.number) == request.GET["version"]), None)
+        if shown is None:
+            raise Http404
+    record_event(action=AuditAction.VIEW, target=shown, request=request, detail={"version": shown.number})
+    context = {**report_context(shown), "versions": versions}
+    if request.user.is_patient:
+        return render(request, "reports/patient_report.html", context)
+    context.update(editor_context(request, report, versions))
+    context["shown"] = shown
+    return render(request, "reports/report_detail.html", context)
+
+
+def _editor_action(request, pk, action):
+    """Run one editor action on a visible report; a ReportError becomes a message on the editor page."""
+    report = visible_report(request, pk)
+    try:
+        action(report)
+    except services.ReportError as error:
+        messages.error(request, str(error))
+    return redirect("report-detail", pk=report.pk)
+
+
+@require_POST
+@role_required(Role.DOCTOR)
+def report_edit(request, pk):
+    form = DraftForm(request.POST)
+
+    def save(report):
+        draft = report.open_draft()
+        if draft is None:
+            raise services.ReportError("This report has no draft to edit; amend it to make changes.")
+        if not form.is_valid():
+            raise services.ReportError("Please check the fields of the draft.")
+        services.update_draft(
+            version=draft,
+            doctor=request.user,
+            impression=form.cleaned_data["impression"],
+            recommendation=form.cleaned_data["recommendation"],
+        )
+        services.override_ai_class(
+            version=draft,
+            doctor=request.user,
+            conclusion_class=form.cleaned_data["conclusion_class"],
+            reason=form.cleaned_data["override_reason"],
+            request=request,
+        )
+        messages.success(request, "Draft saved.")
+
+    return _editor_action(request, pk, save)
+
+
+@require_POST
+@role_required(Role.DOCTOR)
+def report_sign(request, pk):
+    form = SignForm(request.POST)
+    form.is_valid()
+
+    def sign(report):
+        draft = report.open_draft()
+        if draft is None:
+            raise services.ReportError("There is no draft to sign.")
+        version = services.sign_report(
+            version=draft,
+            doctor=request.user,
+            password=form.cleaned_data.get("password"),
+            totp_code=form.cleaned_data.get("totp_code"),
+            request=request,
+        )
+        messages.success(request, f"Version {version.number} signed ({version.get_status_display().lower()}).")
+
+    return _editor_action(request, pk, sign)
+
+
+@require_POST
+@role_required(Role.DOCTOR)
+def report_amend(request, pk):
+    form = AmendForm(request.POST)
+    form.is_valid()
+
+    def amend(report):
+        version = services.amend_report(
+            report=report,
+            doctor=request.user,
+            amendment_note=form.cleaned_data.get("amendment_note", ""),
+            request=request,
+        )
+        messages.success(request, f"Version {version.number} opened as a draft amendment: edit it, then sign it.")
+
+    return _editor_action(request, pk, amend)
+
+
+@login_required
+def report_pdf(request, pk):
+    """The PDF of the latest version this user may read (the patient: the latest signed one)."""
+    report = visible_report(request, pk)
+    version = visible_versions(request, report).first()
+    if version is None:
+        raise Http404
+    return pdf_response(request, version)
+
+
+@login_required
+def report_version_pdf(request, pk):
+    version = get_object_or_404(ReportVersion.objects.visible_to(request.user), pk=pk)
+    return pdf_response(request, version)
+
+
+@login_required
+def key_image(request, pk):
+    """A key image (the slice with its lesion outline), shown inline and recorded as a view."""
+    image = get_object_or_404(key_images_visible_to(request.user).select_related("analysis"), pk=pk)
+    record_event(
+        action=AuditAction.VIEW,
+        target=image,
+        request=request,
+        hospital=image.analysis.hospital,
+        detail={"file": image.overlay.name, "analysis": image.analysis_id},
+    )
+    return private_file_response(
+        request=request,
+        file_field=image.overlay,
+        target=image,
+        download_name=f"key-image-{image.pk}.png",
+        as_attachment=False,
+        audit=False,
+    )
 
 
 @role_required(Role.PATIENT)
 def patient_reports(request):
-    return render(request, "reports/patient_reports.html", {})
+    """The patient's signed reports, newest study first."""
+    reports = (
+        Report.objects.visible_to(request.user).select_related("study").order_by("-study__study_date", "-created_at")
+    )
+    rows = [(report, visible_versions(request, report).first()) for report in reports]
+    return render(request, "reports/patient_reports.html", {"rows": rows})

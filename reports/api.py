@@ -1,0 +1,42 @@
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from portal.audit import record_event
+from portal.models import AuditAction
+from reports.models import Report, ReportVersion
+from reports.serializers import ReportSerializer
+from reports.views import pdf_response
+
+
+class ReportViewSet(viewsets.ReadOnlyModelViewSet):
+    """Reports of the caller's hospital (API keys read them as doctors); a patient sees their signed reports."""
+
+    serializer_class = ReportSerializer
+    queryset = Report.objects.none()
+    filterset_fields = {"study": ["exact"], "study__patient": ["exact"], "study__study_date": ["gte", "lte"]}
+
+    def get_queryset(self):
+        return (
+            Report.objects.visible_to(self.request.user)
+            .select_related("study__patient")
+            .prefetch_related("series")
+            .order_by("-study__study_date", "-created_at")
+        )
+
+    def retrieve(self, request, *args, **kwargs):
+        report = self.get_object()
+        record_event(action=AuditAction.VIEW, target=report, request=request, detail={"via": "api"})
+        return Response(self.get_serializer(report).data)
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF (or a redirect to it)")})
+    @action(detail=True, methods=["get"], url_path="pdf", url_name="pdf")
+    def pdf(self, request, pk=None):
+        """The PDF of the latest version the caller may read: streamed, or a redirect to a short-lived URL (S3)."""
+        report = self.get_object()
+        version = ReportVersion.objects.visible_to(request.user).filter(report=report).order_by("-number").first()
+        if version is None:
+            raise Http404
+        return pdf_response(request, version)

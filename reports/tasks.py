@@ -1,0 +1,23 @@
+"""Report work on the ``reports`` queue (routed by module in celery_app)."""
+
+from celery import shared_task
+
+from ml.models import Analysis
+from reports import services
+from reports.models import ReportVersion
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def create_draft_report(*, analysis_id):
+    """Called by the pipeline after an analysis succeeds; safe to deliver twice (see services.create_draft_report)."""
+    analysis = Analysis.objects.filter(pk=analysis_id).first()
+    if analysis is not None:
+        services.create_draft_report(analysis=analysis)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def render_report_pdf(*, version_id):
+    """Render and store one version's PDF; a signed version that already has its PDF is left alone."""
+    version = ReportVersion.objects.filter(pk=version_id).first()
+    if version is not None:
+        services.store_report_pdf(version=version)

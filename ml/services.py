@@ -6,17 +6,20 @@ The heavy work happens in ``ml.tasks.analyse_series`` on the ``gpu`` queue.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.core.files.base import ContentFile
+from django.db import models, transaction
 from django.utils import timezone
 
-from ml.models import Analysis, AnalysisStatus
+from ml.models import Analysis, AnalysisStatus, KeyImage
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
-from scans.models import Series, SeriesStatus
+from scans.models import Instance, Series, SeriesStatus
 
 logger = logging.getLogger(__name__)
 
@@ -161,3 +164,311 @@ def reanalyse_series(*, series, user, request=None):
         )
         _send_analysis_task(analysis.pk)
     return analysis
+
+
+# Running an analysis (called by ml.tasks.analyse_series in the worker) ---------------------------
+
+class AnalysisFailed(Exception):
+    """An error that will not go away by retrying; ``reason`` is written for the doctor."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Claim:
+    """What a delivery of the analysis task should do after trying to claim the analysis."""
+
+    RUN = "run"
+    SKIP = "skip"  # finished, superseded, or failed by the crash-loop guard
+    WAIT = "wait"  # another delivery is running it right now
+
+
+CRASH_LOOP_REASON = (
+    "The analysis stopped unexpectedly {attempts} times (the process running it was lost), so it was "
+    "not tried again. Choose Reanalyse to try once more, or contact support if it keeps failing."
+)
+TIMEOUT_REASON = "The analysis took longer than the time allowed and was stopped. Choose Reanalyse to try again."
+UNEXPECTED_REASON = "The analysis failed because of an internal error. Choose Reanalyse to try again."
+UNAVAILABLE_REASON = (
+    "The analysis could not reach the database or the image storage for too long. Choose Reanalyse to try again."
+)
+
+
+def claim_analysis(*, analysis_id, task_id):
+    """Start one delivery: lock the row, decide whether to run, and count the attempt.
+
+    Committed on its own before any work, so that a delivery whose worker is killed still leaves
+    its attempt counted: after ``ANALYSIS_MAX_ATTEMPTS`` such deliveries the analysis is failed
+    instead of killing worker after worker. A redelivery of the same message (same task id, after
+    the worker was lost) takes over at once; a different message for the same analysis waits while
+    the running one keeps its heartbeat fresh.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().select_related("series").get(pk=analysis_id)
+        if analysis.status in (AnalysisStatus.SUCCEEDED, AnalysisStatus.FAILED) or analysis.is_superseded:
+            return Claim.SKIP
+        if (
+            analysis.status == AnalysisStatus.RUNNING
+            and analysis.task_id != task_id
+            and analysis.heartbeat_at is not None
+            and (now - analysis.heartbeat_at).total_seconds() < settings.ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS
+        ):
+            return Claim.WAIT
+        if analysis.attempts >= settings.ANALYSIS_MAX_ATTEMPTS:
+            _record_failure(analysis, CRASH_LOOP_REASON.format(attempts=analysis.attempts), now=now)
+            return Claim.SKIP
+        analysis.attempts += 1
+        analysis.status = AnalysisStatus.RUNNING
+        analysis.task_id = task_id or ""
+        analysis.started_at = now
+        analysis.heartbeat_at = now
+        analysis.slices_done = 0
+        analysis.stage_timings = {"queue_wait": round((now - analysis.queued_at).total_seconds(), 3)}
+        analysis.save(update_fields=[
+            "attempts", "status", "task_id", "started_at", "heartbeat_at", "slices_done", "stage_timings"
+        ])
+        Series.objects.filter(pk=analysis.series_id).update(
+            status=SeriesStatus.ANALYSING, status_reason="", slices_done=0, slices_total=analysis.slices_total,
+            updated_at=now,
+        )
+    return Claim.RUN
+
+
+def give_back_attempt(*, analysis_id):
+    """A delivery that ends in a retry did finish: it must not count towards the crash-loop guard.
+
+    Best effort: when the database itself is what failed, the attempt stays counted.
+    """
+    Analysis.objects.filter(pk=analysis_id, attempts__gt=0, status=AnalysisStatus.RUNNING).update(
+        attempts=models.F("attempts") - 1, status=AnalysisStatus.QUEUED
+    )
+
+
+def _record_failure(analysis, reason, *, now):
+    analysis.status = AnalysisStatus.FAILED
+    analysis.failure_reason = reason
+    analysis.finished_at = now
+    analysis.save(update_fields=["status", "failure_reason", "finished_at"])
+    if not analysis.is_superseded:
+        Series.objects.filter(pk=analysis.series_id).update(
+            status=SeriesStatus.FAILED, status_reason=reason, updated_at=now
+        )
+
+
+def fail_analysis(*, analysis_id, reason):
+    """Terminal failure with a reason the doctor reads on the study page."""
+    with transaction.atomic():
+        analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
+        if analysis.status == AnalysisStatus.SUCCEEDED:
+            return
+        _record_failure(analysis, reason, now=timezone.now())
+
+
+@dataclass
+class LoadedSlices:
+    """A series read from storage in slice order: one 2D array per slice and the geometry to measure with."""
+
+    arrays: list
+    source: str  # "hounsfield" (DICOM) or "grey8" (PNG/JPG)
+    instances: list
+
+
+def _read_instance_bytes(instance):
+    with instance.file.open("rb") as stored:
+        return stored.read()
+
+
+def _decode_instance(instance, content, *, position):
+    """One slice as a 2D array; anything undecodable is a permanent failure named for the doctor."""
+    import io
+
+    import pydicom
+
+    from ml.preprocessing import grey_from_image, hounsfield_from_dicom
+
+    try:
+        if instance.file_format == Instance.Format.IMAGE:
+            return grey_from_image(io.BytesIO(content))
+        dataset = pydicom.dcmread(io.BytesIO(content))
+        hounsfield = hounsfield_from_dicom(dataset)
+    except Exception as error:  # pydicom and its pixel plugins raise many unrelated types
+        raise AnalysisFailed(
+            f"Image {position} of the series (instance number {instance.instance_number or '?'}) could not be "
+            f"decoded, so the series cannot be analysed: {error}"
+        ) from error
+    if hounsfield.ndim != 2:
+        raise AnalysisFailed(
+            f"Image {position} of the series is a multi-frame or colour image ({hounsfield.shape}); "
+            "only single-frame grey CT slices can be analysed."
+        )
+    return hounsfield
+
+
+def load_series_slices(analysis, *, heartbeat):
+    instances = list(Instance.objects.filter(series_id=analysis.series_id).in_slice_order())
+    if not instances:
+        raise AnalysisFailed("The series has no stored images to analyse.")
+    formats = {instance.file_format for instance in instances}
+    if len(formats) > 1:
+        raise AnalysisFailed("The series mixes DICOM files and PNG/JPG images; upload them as separate series.")
+    arrays = []
+    for position, instance in enumerate(instances, start=1):
+        try:
+            content = _read_instance_bytes(instance)
+        except FileNotFoundError as error:
+            raise AnalysisFailed(
+                f"Image {position} of the series is missing from storage; upload the series again."
+            ) from error
+        arrays.append(_decode_instance(instance, content, position=position))
+        if position % 50 == 0:
+            heartbeat()
+    source = "grey8" if formats == {Instance.Format.IMAGE} else "hounsfield"
+    return LoadedSlices(arrays=arrays, source=source, instances=instances)
+
+
+def _geometry(instances):
+    """Measurement inputs from the stored DICOM geometry; None where a slice lacks it."""
+    first = instances[0]
+    positions = [instance.image_position_patient for instance in instances]
+    return {
+        "pixel_spacing": first.pixel_spacing,
+        "image_positions": positions if all(positions) else None,
+        "image_orientation": first.image_orientation_patient,
+        "slice_thickness": first.slice_thickness,
+    }
+
+
+def _masks_npz(masks):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, masks=np.asarray(masks, dtype=bool))
+    return buffer.getvalue()
+
+
+def run_analysis(*, analysis_id, engine):
+    """Analyse one claimed analysis end to end and store its results (see ml.tasks.analyse_series).
+
+    Progress (slices done, heartbeat) is committed after each batch. The results are written in one
+    transaction at the end, which also queues the report draft on commit.
+    """
+    from ml.measurements import measure_lesions
+    from ml.overlays import choose_key_slices, outline_overlay_png
+
+    analysis = Analysis.objects.select_related("series").get(pk=analysis_id)
+    timings = dict(analysis.stage_timings)
+
+    def heartbeat(slices_done=None):
+        now = timezone.now()
+        fields = {"heartbeat_at": now}
+        if slices_done is not None:
+            fields["slices_done"] = slices_done
+        Analysis.objects.filter(pk=analysis_id).update(**fields)
+        if slices_done is not None:
+            Series.objects.filter(pk=analysis.series_id, status=SeriesStatus.ANALYSING).update(
+                slices_done=slices_done, updated_at=now
+            )
+
+    clock = time.perf_counter()
+    loaded = load_series_slices(analysis, heartbeat=heartbeat)
+    timings["load"] = round(time.perf_counter() - clock, 3)
+
+    prediction = engine.run_series(
+        loaded.arrays, source=loaded.source, progress=lambda done, total: heartbeat(done)
+    )
+    timings.update({stage: round(seconds, 3) for stage, seconds in prediction.timings.items()})
+
+    clock = time.perf_counter()
+    masks = np.asarray(prediction.masks, dtype=bool)
+    geometry = _geometry(loaded.instances) if loaded.source == "hounsfield" else {}
+    measurements = measure_lesions(masks, **geometry).to_dict()
+    timings["measure"] = round(time.perf_counter() - clock, 3)
+
+    clock = time.perf_counter()
+    class_names = list(prediction.class_names)
+    slice_probabilities = np.asarray(prediction.slice_probabilities, dtype=np.float64)
+    tumour_probabilities = 1.0 - slice_probabilities[:, class_names.index("normal")]
+    key_images = []
+    for slice_index, reason in choose_key_slices(
+        lesion_areas=measurements["area_per_slice"], tumour_probabilities=tumour_probabilities
+    ):
+        instance = loaded.instances[slice_index]
+        png = outline_overlay_png(
+            loaded.arrays[slice_index], masks[slice_index], is_grey8=loaded.source == "grey8"
+        )
+        key_image = KeyImage(
+            analysis=analysis,
+            slice_index=slice_index,
+            reason=reason,
+            slice_location=instance.slice_location,
+            lesion_area=measurements["area_per_slice"][slice_index],
+        )
+        key_image.overlay.save(f"key-slice-{slice_index + 1:04d}-{reason}.png", ContentFile(png), save=False)
+        key_images.append(key_image)
+    masks_name = f"masks-{analysis.attempts}.npz"
+    analysis.masks_file.save(masks_name, ContentFile(_masks_npz(masks)), save=False)
+
+    with transaction.atomic():
+        locked = Analysis.objects.select_for_update().get(pk=analysis_id)
+        if locked.status == AnalysisStatus.SUCCEEDED:
+            return locked
+        KeyImage.objects.filter(analysis=locked).delete()
+        KeyImage.objects.bulk_create(key_images)
+        now = timezone.now()
+        locked.masks_file = analysis.masks_file.name
+        locked.predicted_class = prediction.series_class
+        locked.class_probabilities = {
+            name: float(p) for name, p in zip(class_names, prediction.series_probabilities, strict=True)
+        }
+        locked.slice_probabilities = [[round(float(p), 6) for p in row] for row in slice_probabilities]
+        locked.measurements = measurements
+        locked.classifier_name = prediction.classifier.name
+        locked.classifier_version = str(prediction.classifier.version)
+        locked.segmenter_name = prediction.segmenter.name
+        locked.segmenter_version = str(prediction.segmenter.version)
+        locked.is_demo_model = prediction.classifier.is_demo or prediction.segmenter.is_demo
+        locked.slices_total = locked.slices_done = len(loaded.arrays)
+        locked.status = AnalysisStatus.SUCCEEDED
+        locked.failure_reason = ""
+        locked.finished_at = now
+        timings["store"] = round(time.perf_counter() - clock, 3)
+        locked.stage_timings = timings
+        locked.save()
+        if not locked.is_superseded:
+            Series.objects.filter(pk=locked.series_id).update(
+                status=SeriesStatus.ANALYSED, status_reason="", slices_done=len(loaded.arrays),
+                slices_total=len(loaded.arrays), updated_at=now,
+            )
+            transaction.on_commit(lambda: queue_report_draft(analysis_id=analysis_id))
+    return locked
+
+
+def queue_report_draft(*, analysis_id):
+    from reports.tasks import create_draft_report
+
+    create_draft_report.delay(analysis_id=analysis_id)
+
+
+def current_analyses_by_series(*, user, series_ids):
+    """The current (not superseded) analysis of each series that ``user`` may see, by series id."""
+    analyses = Analysis.objects.visible_to(user).current().filter(series_id__in=series_ids).order_by("generation")
+    return {analysis.series_id: analysis for analysis in analyses}
+
+
+def series_progress(series, analysis):
+    """The status fields the worklist, the study page and the REST API all show for a series."""
+    finished = analysis is not None and analysis.status == AnalysisStatus.SUCCEEDED
+    return {
+        "id": series.pk,
+        "status": series.status,
+        "status_display": series.get_status_display(),
+        "slices_done": series.slices_done,
+        "slices_total": series.slices_total,
+        "failure_reason": series.status_reason if series.status == SeriesStatus.FAILED else "",
+        "predicted_class": analysis.predicted_class if finished else "",
+        "is_demo_model": bool(analysis and analysis.is_demo_model),
+        "analysis_id": analysis.pk if analysis else None,
+        "generation": analysis.generation if analysis else None,
+    }

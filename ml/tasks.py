@@ -1,0 +1,114 @@
+"""The analysis task on the ``gpu`` queue.
+
+TensorFlow is never imported here at module level: Celery's prefork parent imports this module and
+then forks its pool, and TensorFlow (and CUDA) do not survive a fork. The inference engine is made
+on first use inside the pool process, which then keeps it (and the loaded models) for every later
+series; ``worker_process_init`` only sets the thread counts TensorFlow will read when it starts.
+"""
+
+import logging
+import os
+
+import botocore.exceptions
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from ml import services
+
+logger = logging.getLogger(__name__)
+
+#: Errors that go away by themselves: the database or the object storage is briefly unreachable.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    ConnectionError,
+    TimeoutError,
+)
+
+_engine = None
+
+
+def cpu_allotment():
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@worker_process_init.connect
+def limit_tensorflow_threads(**_):
+    """Each pool process gets TensorFlow threads for the CPUs it may use, read when TensorFlow starts."""
+    threads = settings.ANALYSIS_TF_THREADS or cpu_allotment()
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1" if threads <= 2 else "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def inference_engine():
+    """The process's engine, made on first use (it loads the champion models lazily too)."""
+    global _engine
+    if _engine is None:
+        from ml.inference import InferenceEngine
+
+        _engine = InferenceEngine(tracking_uri=settings.MLFLOW_TRACKING_URI)
+    return _engine
+
+
+def retry_countdown(retries):
+    """Exponential backoff: 5 s, 10 s, 20 s ... capped (settings)."""
+    return min(settings.ANALYSIS_RETRY_BACKOFF_SECONDS * 2**retries, settings.ANALYSIS_RETRY_BACKOFF_MAX_SECONDS)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT,
+    time_limit=settings.ANALYSIS_TIME_LIMIT,
+    max_retries=settings.ANALYSIS_MAX_RETRIES,
+)
+def analyse_series(self, *, analysis_id):
+    """Run both networks over one series and store the results; queues the report draft on success."""
+    try:
+        claim = services.claim_analysis(analysis_id=analysis_id, task_id=self.request.id)
+    except TRANSIENT_ERRORS as error:
+        raise self.retry(exc=error, countdown=retry_countdown(self.request.retries)) from error
+    if claim == services.Claim.SKIP:
+        return
+    if claim == services.Claim.WAIT:
+        # Another message for this analysis is running: look again once its heartbeat could be stale.
+        raise self.retry(countdown=settings.ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS, max_retries=None)
+    try:
+        services.run_analysis(analysis_id=analysis_id, engine=inference_engine())
+    except TRANSIENT_ERRORS as error:
+        logger.warning("analysis %s: transient error, retrying: %s", analysis_id, error)
+        _give_back_attempt(analysis_id)
+        if self.request.retries >= self.max_retries:
+            _fail(analysis_id, services.UNAVAILABLE_REASON)
+            return
+        raise self.retry(exc=error, countdown=retry_countdown(self.request.retries)) from error
+    except services.AnalysisFailed as error:
+        _fail(analysis_id, error.reason)
+    except SoftTimeLimitExceeded:
+        _fail(analysis_id, services.TIMEOUT_REASON)
+    except Exception:
+        logger.exception("analysis %s failed unexpectedly", analysis_id)
+        _fail(analysis_id, services.UNEXPECTED_REASON)
+
+
+def _give_back_attempt(analysis_id):
+    try:
+        services.give_back_attempt(analysis_id=analysis_id)
+    except TRANSIENT_ERRORS:
+        logger.warning("analysis %s: could not give back the attempt; it stays counted", analysis_id)
+
+
+def _fail(analysis_id, reason):
+    logger.info("analysis %s failed: %s", analysis_id, reason)
+    services.fail_analysis(analysis_id=analysis_id, reason=reason)

@@ -46,7 +46,8 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["target_type", "target_id"])]
 
     def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_email or 'system'} {self.action} {self.target_type} {self.target_id}"
+        actor = self.actor_email or "system"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {actor} {self.action} {self.target_type} {self.target_id}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

@@ -1,0 +1,41 @@
+"""Tiny untrained models registered as champions in a throw-away MLflow store, in seconds.
+
+The pipeline tests check plumbing (queueing, storing, progress, faults), not model quality, so the
+networks are the real architectures at the smallest sizes they accept, with random weights.
+"""
+
+from ml.preprocessing import PreprocessingConfig
+
+
+def register_tiny_models(tracking_uri):
+    import mlflow
+
+    from ml.networks import build_classifier, build_segmenter
+    from ml.registry import (
+        CLASSIFIER_MODEL_NAME,
+        SEGMENTER_MODEL_NAME,
+        ensure_experiment,
+        promote_if_better,
+        register_keras_model,
+    )
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    specifications = (
+        (CLASSIFIER_MODEL_NAME, build_classifier(input_size=32), PreprocessingConfig(input_size=32), "accuracy"),
+        (SEGMENTER_MODEL_NAME, build_segmenter(input_size=16, depth=1, base_filters=4),
+         PreprocessingConfig(input_size=16), "dice"),
+    )
+    versions = []
+    for name, model, config, metric in specifications:
+        experiment_id = ensure_experiment(name, tracking_uri=tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+        with mlflow.start_run(experiment_id=experiment_id):
+            registered = register_keras_model(
+                model=model, model_name=name, preprocessing_config=config, validation_metric=metric,
+                validation_score=0.5, tracking_uri=tracking_uri, is_demo=True,
+            )
+        promote_if_better(model_name=name, version=registered.version, tracking_uri=tracking_uri, force=True)
+        versions.append(registered)
+    return versions

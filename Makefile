@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test venv system-check browser lint bench clean
+.PHONY: run test venv system-check browser compose-cli lint bench clean
 
 $(INSTALLED): requirements/*.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -26,7 +26,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
 
-test: system-check browser
+# Debian's docker-compose validates docker/docker-compose.yml in tests/deploy (Docker itself cannot run here).
+compose-cli:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "Deployment tests need Debian's docker-compose: sudo apt-get install docker-compose"; exit 1; fi; }
+
+test: system-check browser compose-cli
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -47,6 +47,7 @@ def manage(environment, *arguments):
 def test_check_deploy_reports_no_warnings_with_production_environment(tmp_path):
     result = manage(production_environment(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
 
+    # drf_spectacular.W00x come from API views and serializers: give them types or exclude them from the schema.
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 

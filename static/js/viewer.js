@@ -164,17 +164,21 @@ class SliceViewer {
     this.marker.setAttribute("class", "plot-marker");
     this.marker.setAttribute("y", 0);
     this.marker.setAttribute("height", 64);
-    this.marker.setAttribute("width", Math.max(1000 / values.length, 4));
+    this.marker.setAttribute("width", this.markerWidth());
     this.marker.setAttribute("rx", 2);
     this.plot.append(threshold, this.marker, line);
     this.markPlot();
   }
 
+  markerWidth() {
+    // A band as wide as one slice, but never wider than a thumb's width nor thinner than a hairline.
+    return Math.min(Math.max(1000 / this.state.sliceCount, 6), 24);
+  }
+
   markPlot() {
     if (!this.marker || !this.state.sliceCount) return;
     const width = 1000 / this.state.sliceCount;
-    const markerWidth = Math.max(width, 4);
-    this.marker.setAttribute("x", this.index * width + (width - markerWidth) / 2);
+    this.marker.setAttribute("x", this.index * width + (width - this.markerWidth()) / 2);
   }
 
   applyState(state, { initial = false } = {}) {

@@ -17,6 +17,7 @@ import decimal
 import enum
 import json
 import logging
+import numbers
 import re
 import traceback
 import uuid
@@ -47,6 +48,10 @@ def safe_value(value):
         return strip_query_strings(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
+    if isinstance(value, numbers.Integral):  # numpy integers among them
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
     if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
         return str(value)
     if isinstance(value, enum.Enum):
@@ -80,8 +85,9 @@ class RedactPatientDataFilter(logging.Filter):
         if isinstance(record.args, dict):
             record.args = safe_value(record.args)
         elif record.args:
+            # Numbers stay as they are so that ``%d`` and ``%.1f`` still format them.
             record.args = tuple(
-                arg if isinstance(arg, (int, float)) and not isinstance(arg, bool) else safe_value(arg)
+                arg if isinstance(arg, numbers.Number) and not isinstance(arg, bool) else safe_value(arg)
                 for arg in record.args
             )
         if isinstance(record.msg, str):

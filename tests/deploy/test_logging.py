@@ -79,6 +79,21 @@ def test_model_instances_and_dicom_names_are_not_rendered_through_str(db, log_li
     assert f"accounts.Hospital#{hospital.pk}" in json.loads(log_lines[0])["message"]
 
 
+def test_numeric_arguments_keep_their_format(log_lines):
+    import numpy
+
+    logging.getLogger("radassist.test").info(
+        "lesion volume %.1f mL over %d slices",
+        numpy.float32(12.34),
+        numpy.int64(40),
+        extra={"dice": numpy.float64(0.5)},
+    )
+
+    entry = json.loads(log_lines[0])
+    assert entry["message"] == "lesion volume 12.3 mL over 40 slices"
+    assert entry["dice"] == 0.5
+
+
 def test_django_request_log_keeps_method_and_path_but_not_the_query(rf, log_lines):
     request = rf.get("/patients/", {"q": PATIENT_NAME})
     logging.getLogger("radassist.test").warning(

@@ -1,0 +1,301 @@
+"""Ingest benchmark: one generated CT series through DICOMweb STOW-RS and through the web upload.
+
+Generates a 16-bit CT series (300 slices of 512x512 by default, about 150 MB) with
+``ml.phantoms.write_dicom_series``, then for each path starts a fresh portal web process
+(gunicorn, one gthread worker as in docker/gunicorn.conf.py, with its own temporary SQLite
+database, media and broker folders), pushes the series and prints instances per second and the
+web worker's peak resident memory (VmHWM from /proc). Goal: web peak memory under 250 MB whatever
+the series size, and STOW-RS at least as fast as Orthanc's.
+
+- STOW-RS: dicomweb-client ``store_instances`` in batches (``--batch`` instances per request;
+  requests over 1 MB go out with chunked transfer encoding, as dicomweb-client sends them);
+- web upload: the browser's request sequence (scans/views.py) with a logged-in session:
+  open a batch, POST the files in batches, close the batch;
+- Orthanc (when the Debian packages ``orthanc`` and ``orthanc-dicomweb`` are installed): the
+  same files through its DICOMweb plugin's STOW-RS with the same client and batches.
+
+Nothing is fetched from the network; every process started here is stopped at the end.
+
+    .venv/bin/python bench/ingest.py                       # the full 300 x 512 x 512 series
+    .venv/bin/python bench/ingest.py --slices 40 --size 256 # a quick run
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pydicom
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPOSITORY))
+
+ORTHANC_BINARY = "/usr/sbin/Orthanc"
+ORTHANC_DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+PEAK_MEMORY_GOAL_MB = 250
+
+#: Run in the portal's environment by ``manage.py shell``: a hospital, a doctor with a session, an API key.
+SETUP_SCRIPT = """
+import json
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+from accounts.models import Hospital, Role, User
+from accounts.services import create_api_key
+
+hospital = Hospital.objects.create(slug="bench", name="Benchmark Hospital")
+doctor = User.objects.create_user(email="doctor@bench.invalid", password=None, hospital=hospital, role=Role.DOCTOR)
+_, secret = create_api_key(hospital=hospital, name="bench")
+session = SessionStore()
+session[SESSION_KEY] = str(doctor.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = doctor.get_session_auth_hash()
+session.create()
+print(json.dumps({"api_secret": secret, "session_key": session.session_key}))
+"""
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url, *, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode} before answering {url}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def peak_memory_mb(pid):
+    """VmHWM (peak resident set size) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def child_pids(pid):
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def stop(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def write_series(directory, *, slices, size):
+    from ml.phantoms import generate_phantom_series, write_dicom_series
+
+    phantom = generate_phantom_series(label="adenocarcinoma", slices=slices, size=size, seed=7)
+    return write_dicom_series(phantom, directory, patient_id="BENCH-0001", patient_name="Bench^Patient")
+
+
+def batches(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Portal:
+    """A portal web process of its own: temporary database, media and broker, gunicorn on a free port."""
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.environment = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{workspace / 'portal.sqlite3'}",
+            "RADASSIST_VAR_DIR": str(workspace / "var"),
+            "RADASSIST_MEDIA_ROOT": str(workspace / "media"),
+            "RADASSIST_UPLOAD_TEMP_DIR": str(workspace / "upload-tmp"),
+            "RADASSIST_REQUIRE_MFA_FOR_STAFF": "false",
+            "DJANGO_DEBUG": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        (workspace / "upload-tmp").mkdir(parents=True, exist_ok=True)
+        self.process = None
+
+    def manage(self, *arguments):
+        return subprocess.run(
+            [sys.executable, "manage.py", *arguments], cwd=REPOSITORY, env=self.environment,
+            check=True, capture_output=True, text=True,
+        ).stdout
+
+    def __enter__(self):
+        self.manage("migrate", "--noinput")
+        output = self.manage("shell", "-c", SETUP_SCRIPT)
+        self.credentials = json.loads(output.strip().splitlines()[-1])
+        self.log = open(self.workspace / "gunicorn.log", "w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "portal.wsgi:application",
+                "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--worker-class", "gthread",
+                "--threads", "4", "--timeout", "600",
+            ],
+            cwd=REPOSITORY, env=self.environment, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_until_up(f"{self.url}/health/", process=self.process)
+        # One untimed DICOMweb search loads the views and pydicom, as a running server would have them.
+        requests.get(
+            f"{self.url}/dicomweb/studies", headers={"Authorization": f"Bearer {self.credentials['api_secret']}"}
+        ).raise_for_status()
+        return self
+
+    def worker_peak_memory_mb(self):
+        return max(peak_memory_mb(pid) for pid in child_pids(self.process.pid))
+
+    def __exit__(self, *exc_info):
+        stop(self.process)
+        self.log.close()
+
+
+def stow_rs(url, datasets, *, batch_size, headers=None):
+    """Store through STOW-RS in batches; returns (seconds, instances stored)."""
+    client = DICOMwebClient(url=url, headers=headers or {})
+    stored = 0
+    started = time.perf_counter()
+    for batch in batches(datasets, batch_size):
+        answer = client.store_instances(batch)
+        stored += len(answer.get("ReferencedSOPSequence", []))
+    return time.perf_counter() - started, stored
+
+
+def web_upload(portal, paths, *, batch_size):
+    """The browser's sequence with a session: open a batch, POST files in batches, close.
+
+    Returns (seconds for the files, seconds to close, stored, worker peak MB after the files):
+    closing completes the series and queues its analysis, which is the pipeline's cost, not upload's.
+    """
+    session = requests.Session()
+    session.cookies.set("sessionid", portal.credentials["session_key"], domain="127.0.0.1")
+    session.get(f"{portal.url}/upload/").raise_for_status()
+    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{portal.url}/upload/"}
+    started = time.perf_counter()
+    opened = session.post(f"{portal.url}/upload/batches/", data={"patient": ""}, headers=headers)
+    opened.raise_for_status()
+    links = opened.json()
+    for batch in batches(paths, batch_size):
+        files = [("files", (path.name, path.read_bytes(), "application/dicom")) for path in batch]
+        session.post(portal.url + links["files_url"], files=files, headers=headers).raise_for_status()
+    files_seconds = time.perf_counter() - started
+    peak_after_files = portal.worker_peak_memory_mb()
+    started = time.perf_counter()
+    closed = session.post(portal.url + links["close_url"], headers=headers)
+    closed.raise_for_status()
+    return files_seconds, time.perf_counter() - started, closed.json()["counts"]["stored"], peak_after_files
+
+
+def orthanc_stow(workspace, datasets, *, batch_size):
+    """Orthanc with its DICOMweb plugin on free ports; returns (seconds, stored, peak MB) or None if not installed."""
+    if not (Path(ORTHANC_BINARY).exists() and Path(ORTHANC_DICOMWEB_PLUGIN).exists()):
+        return None
+    port = free_port()
+    storage = workspace / "orthanc-storage"
+    configuration = workspace / "orthanc.json"
+    configuration.write_text(json.dumps({
+        "Name": "bench",
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage),
+        "HttpPort": port,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [ORTHANC_DICOMWEB_PLUGIN],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }))
+    log = open(workspace / "orthanc.log", "w")
+    process = subprocess.Popen([ORTHANC_BINARY, str(configuration)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/system", process=process)
+        seconds, stored = stow_rs(f"http://127.0.0.1:{port}/dicom-web", datasets, batch_size=batch_size)
+        return seconds, stored, peak_memory_mb(process.pid)
+    finally:
+        stop(process)
+        log.close()
+
+
+def report(label, seconds, stored, expected, peak_mb=None):
+    rate = stored / seconds if seconds else 0.0
+    memory = f", peak RSS {peak_mb:6.1f} MB" if peak_mb is not None else ""
+    check = "" if stored == expected else f"  (!! {expected - stored} not stored)"
+    print(f"{label:<28} {stored:4d} instances in {seconds:7.2f} s = {rate:7.1f} instances/s{memory}{check}")
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512, help="rows and columns of each slice")
+    parser.add_argument("--batch", type=int, default=25, help="instances per STOW-RS request / upload POST")
+    parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
+    options = parser.parse_args()
+
+    workspace = Path(tempfile.mkdtemp(prefix="radassist-bench-ingest-"))
+    try:
+        print(f"Generating {options.slices} slices of {options.size}x{options.size} int16 CT ...", flush=True)
+        paths = write_series(workspace / "series", slices=options.slices, size=options.size)
+        total_mb = sum(path.stat().st_size for path in paths) / 1e6
+        datasets = [pydicom.dcmread(path) for path in paths]
+        print(f"Series: {len(paths)} files, {total_mb:.1f} MB; batches of {options.batch}\n", flush=True)
+
+        with Portal(workspace / "portal-stow") as portal:
+            seconds, stored = stow_rs(
+                f"{portal.url}/dicomweb", datasets, batch_size=options.batch,
+                headers={"Authorization": f"Bearer {portal.credentials['api_secret']}"},
+            )
+            stow_peak = portal.worker_peak_memory_mb()
+        portal_stow_rate = report("RadAssist STOW-RS", seconds, stored, len(paths), stow_peak)
+
+        with Portal(workspace / "portal-web") as portal:
+            files_seconds, close_seconds, stored, files_peak = web_upload(portal, paths, batch_size=options.batch)
+            web_peak = portal.worker_peak_memory_mb()
+        report("RadAssist web upload", files_seconds + close_seconds, stored, len(paths), web_peak)
+        report("  of which the files", files_seconds, stored, len(paths), files_peak)
+        print(f"  and closing the batch (completes the series, queues its analysis): {close_seconds:.2f} s")
+
+        if options.skip_orthanc:
+            print("Orthanc: skipped (--skip-orthanc)")
+        else:
+            orthanc = orthanc_stow(workspace, datasets, batch_size=options.batch)
+            if orthanc is None:
+                print("Orthanc: not installed here (apt-get install orthanc orthanc-dicomweb); no comparison.")
+            else:
+                seconds, stored, peak = orthanc
+                orthanc_rate = report("Orthanc STOW-RS", seconds, stored, len(paths), peak)
+                print(f"\nRadAssist STOW-RS / Orthanc STOW-RS speed: {portal_stow_rate / orthanc_rate:.2f}x")
+        worst = max(stow_peak, web_peak)
+        verdict = "met" if worst < PEAK_MEMORY_GOAL_MB else "NOT met"
+        print(f"Web worker peak memory goal (< {PEAK_MEMORY_GOAL_MB} MB): {verdict} (worst {worst:.1f} MB)")
+    finally:
+        if options.keep:
+            print(f"Kept {workspace}")
+        else:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ from portal import health, views
 
 api_v1 = [
     path("", include("accounts.api_urls")),
+    path("", include("scans.api_urls")),
     path("", include("reports.api_urls")),
 ]
 

@@ -44,10 +44,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Patient
+from portal.audit import record_event
 from portal.errors import UserFacingError
+from portal.models import AuditAction
 from scans.ingest_parsing import (
     FailureReason,
     FileKind,
@@ -129,6 +132,9 @@ def close_batch(*, batch):
         if locked.closed_at is None:
             locked.closed_at = timezone.now()
             locked.save(update_fields=["closed_at"])
+            outcomes = locked.files.values("outcome").annotate(files=Count("pk"))
+            counts = {row["outcome"]: row["files"] for row in outcomes}
+            record_event(action=AuditAction.UPLOAD, target=locked, actor=locked.uploaded_by, detail=counts)
     batch.closed_at = locked.closed_at
     if batch.source == UploadBatch.Source.STOW:
         return batch

@@ -1,9 +1,174 @@
-from django.shortcuts import render
+"""Upload pages, the upload endpoints the browser script (and any session client) drives, and the study pages.
+
+Uploading with a session, as ``static/js/upload.js`` does (a script can do the same; every POST carries
+the CSRF token as the ``X-CSRFToken`` header, e.g. the value of the ``csrftoken`` cookie after
+``GET /upload/``, and with HTTPS a same-origin ``Referer``):
+
+1. ``POST /upload/batches/`` (``upload-batch-create``) with the form field ``patient`` (a patient id, or
+   empty to match each DICOM file's PatientID) -> 201 ``{"id", "files_url", "close_url", "detail_url"}``;
+   400 ``{"errors": {...}}`` for a patient the user may not choose.
+2. ``POST files_url`` (``upload-batch-files``), multipart with any number of ``files`` parts, as many
+   times as needed -> 200 ``{"files": [{"name", "results": [{"name", "outcome", "reason",
+   "failure_reason"}]}]}`` (a zip archive has one result per entry).
+3. ``POST close_url`` (``upload-batch-close``) -> 200 ``{"detail_url", "counts": {"stored", "duplicate",
+   "rejected"}}``; closing completes the series and queues their analysis.
+
+Only the uploader may add files to a batch, and only until it is closed (409 after). Without JavaScript,
+``POST /upload/`` with ``patient`` and ``files`` does all three steps and redirects to the batch page.
+"""
+
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from scans.forms import UploadStartForm
+from scans.models import FileOutcome, Series, Study, UploadBatch
+from scans.services import UploadNotAllowed, close_batch, ingest_file, open_batch
+
+UPLOAD_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN, Role.PATIENT)
+STAFF_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN)
+WORKLIST_PAGE_SIZE = 50
 
 
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+def _posted_files(request):
+    return request.FILES.getlist("files")
+
+
+def _open_web_batch(request, form):
+    """Open a batch from a valid start form; a refusal becomes a form error."""
+    try:
+        return open_batch(
+            hospital=request.user.hospital,
+            uploaded_by=request.user,
+            source=UploadBatch.Source.WEB,
+            patient=form.cleaned_data["patient"],
+        )
+    except UploadNotAllowed as refusal:
+        form.add_error("patient", str(refusal))
+        return None
+
+
+def _ingest_posted(batch, files):
+    answers = []
+    for uploaded in files:
+        results = ingest_file(batch=batch, name=uploaded.name, fileobj=uploaded)
+        answers.append({"name": uploaded.name, "results": [_result_json(result) for result in results]})
+    return answers
+
+
+def _result_json(result):
+    return {
+        "name": result.uploaded_file.name,
+        "outcome": str(result.outcome),
+        "reason": result.reason,
+        "failure_reason": result.failure_reason,
+    }
+
+
+def _outcome_counts(batch):
+    counts = dict.fromkeys(FileOutcome.values, 0)
+    for row in batch.files.values("outcome").annotate(number=Count("pk")):
+        counts[row["outcome"]] = row["number"]
+    return counts
+
+
+@role_required(*UPLOAD_ROLES)
+def upload(request):
+    """The upload page; its plain POST (no JavaScript) ingests every file as one batch."""
+    form = UploadStartForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        files = _posted_files(request)
+        if not files:
+            form.add_error(None, "Choose at least one file, folder or zip archive.")
+        else:
+            batch = _open_web_batch(request, form)
+            if batch is not None:
+                _ingest_posted(batch, files)
+                close_batch(batch=batch)
+                return redirect("upload-batch-detail", pk=batch.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "scans/upload.html", {"form": form}, status=status)
+
+
+@require_POST
+@role_required(*UPLOAD_ROLES)
+def upload_batch_create(request):
+    form = UploadStartForm(request.POST, user=request.user)
+    batch = _open_web_batch(request, form) if form.is_valid() else None
+    if batch is None:
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    return JsonResponse(
+        {
+            "id": batch.pk,
+            "files_url": reverse("upload-batch-files", kwargs={"pk": batch.pk}),
+            "close_url": reverse("upload-batch-close", kwargs={"pk": batch.pk}),
+            "detail_url": reverse("upload-batch-detail", kwargs={"pk": batch.pk}),
+        },
+        status=201,
+    )
+
+
+def _own_web_batch(request, pk):
+    return get_object_or_404(
+        UploadBatch.objects.visible_to(request.user), pk=pk, uploaded_by=request.user, source=UploadBatch.Source.WEB
+    )
+
+
+@require_POST
+@role_required(*UPLOAD_ROLES)
+def upload_batch_files(request, pk):
+    batch = _own_web_batch(request, pk)
+    if batch.closed_at is not None:
+        return JsonResponse({"detail": "This upload is already finished; start a new upload."}, status=409)
+    return JsonResponse({"files": _ingest_posted(batch, _posted_files(request))})
+
+
+@require_POST
+@role_required(*UPLOAD_ROLES)
+def upload_batch_close(request, pk):
+    batch = close_batch(batch=_own_web_batch(request, pk))
+    return JsonResponse(
+        {"detail_url": reverse("upload-batch-detail", kwargs={"pk": batch.pk}), "counts": _outcome_counts(batch)}
+    )
+
+
+@role_required(*UPLOAD_ROLES)
+def upload_batch_detail(request, pk):
+    """The outcome of every file of a batch; a reload shows the same page."""
+    batch = get_object_or_404(UploadBatch.objects.visible_to(request.user).select_related("patient"), pk=pk)
+    studies = Study.objects.none()
+    if not request.user.is_patient:
+        studies = Study.objects.visible_to(request.user).filter(
+            series__instances__in=batch.files.filter(outcome=FileOutcome.STORED).values("instance")
+        ).distinct().select_related("patient")
+    return render(
+        request,
+        "scans/upload_batch_detail.html",
+        {"batch": batch, "files": batch.files.all(), "counts": _outcome_counts(batch), "studies": studies},
+    )
+
+
+@role_required(*STAFF_ROLES)
 def worklist(request):
-    return render(request, "scans/worklist.html", {})
+    """The hospital's studies, newest first, with their series' modalities, sizes and statuses."""
+    studies = (
+        Study.objects.visible_to(request.user)
+        .select_related("patient")
+        .annotate(series_count=Count("series", distinct=True), instance_count=Count("series__instances"))
+        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
+        .order_by("-study_date", "-created_at", "-pk")
+    )
+    page = Paginator(studies, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "scans/worklist.html", {"page": page, "studies": page.object_list})
+
+
+@role_required(*STAFF_ROLES)
+def study_detail(request, pk):
+    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
+    series = study.series.annotate(instance_count=Count("instances")).order_by("series_number", "pk")
+    return render(request, "scans/study_detail.html", {"study": study, "series_list": series})

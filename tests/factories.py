@@ -128,6 +128,26 @@ class InstanceFactory(factory.django.DjangoModelFactory):
     slice_location = factory.Sequence(lambda n: float(n) * 1.25)
 
 
+class UploadBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "scans.UploadBatch"
+
+    hospital = factory.SubFactory(HospitalFactory)
+    uploaded_by = factory.SubFactory(DoctorFactory, hospital=factory.SelfAttribute("..hospital"))
+    source = "web"
+    closed_at = factory.LazyFunction(timezone.now)
+
+
+class UploadedFileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "scans.UploadedFile"
+
+    batch = factory.SubFactory(UploadBatchFactory)
+    name = factory.Sequence(lambda n: f"IM{n:04d}.dcm")
+    size = 1024
+    outcome = "stored"
+
+
 class AnalysisFactory(factory.django.DjangoModelFactory):
     """A succeeded analysis with believable results (adenocarcinoma, one lesion measured in mm)."""
 

@@ -1,0 +1,240 @@
+"""The inference engine: both champion models over a whole series, in fixed-size batches.
+
+Public interface:
+    InferenceEngine(*, tracking_uri, batch_size=16, classifier_name=CLASSIFIER_MODEL_NAME,
+                    segmenter_name=SEGMENTER_MODEL_NAME, min_lesion_pixels=4)
+        .run_series(slices, *, source, progress=None) -> SeriesPrediction
+        .classifier / .segmenter -> ModelRef of the versions loaded (loads them if needed)
+    engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
+    ModelRef(name, version, is_demo)
+    SeriesPrediction(slice_probabilities, series_class, series_probabilities,
+                     lesion_slice_indices, masks, classifier, segmenter, class_names)
+    tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
+
+Process model: nothing here imports TensorFlow at module import. Models load on the first
+``run_series`` (so a Celery worker starts fast and a parent process that forks never initialises
+TensorFlow), once per process; afterwards each call asks the registry (one cheap query) whether the
+champion moved and reloads only then, so every result names the exact versions that produced it.
+TensorFlow's intra-op thread pool follows the process' CPU allotment (``os.sched_getaffinity``),
+or ``RADASSIST_TF_THREADS`` where set.
+
+How a series runs: slices are preprocessed with each model's own saved ``PreprocessingConfig``,
+grouped into batches of exactly ``batch_size`` (the last one padded with zeros, so the compiled
+graphs see a single shape and never retrace), and each network runs as
+``tf.function(lambda x: model(x, training=False))`` with that fixed input signature. The next
+batch is preprocessed on a helper thread while TensorFlow computes the current one.
+``progress(done, total)`` is called after each batch.
+
+Series-level class (aggregation rule): a tumour occupies a few slices of a series, so a plain
+mean over all slices would almost always say "normal". The class is therefore read where the
+lesion is: the lesion slices are those whose predicted mask has at least ``min_lesion_pixels``
+pixels at the segmenter's resolution, and the series probabilities are the mean of the per-slice
+class probabilities over those slices. When the segmenter finds no lesion on any slice, the mean
+over all slices is used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ml.preprocessing import Source, prepare_batch
+from ml.registry import (
+    CLASSIFIER_MODEL_NAME,
+    SEGMENTER_MODEL_NAME,
+    LoadedModel,
+    champion_version,
+    load_champion,
+)
+
+THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
+MASK_THRESHOLD = 0.5
+CLASS_NAMES = ("adenocarcinoma", "large_cell_carcinoma", "squamous_cell_carcinoma", "normal")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: int
+    is_demo: bool
+
+
+@dataclass(frozen=True)
+class SeriesPrediction:
+    slice_probabilities: np.ndarray  # float32 (slices, classes), in class_names order
+    series_class: str
+    series_probabilities: dict[str, float]
+    lesion_slice_indices: list[int]
+    masks: np.ndarray  # bool (slices, rows, columns) at the original resolution
+    classifier: ModelRef
+    segmenter: ModelRef
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+
+def tensorflow_thread_count() -> int:
+    """CPUs this process may use: ``RADASSIST_TF_THREADS``, else the scheduler's affinity mask."""
+    configured = os.environ.get(THREADS_ENVIRONMENT_VARIABLE)
+    if configured:
+        return max(1, int(configured))
+    return len(os.sched_getaffinity(0))
+
+
+def configure_tensorflow_threads() -> int:
+    """Size TensorFlow's thread pools to the CPU allotment; must run before TensorFlow computes.
+
+    If TensorFlow already started (its pools are fixed from then on) the call changes nothing.
+    """
+    import tensorflow as tf
+
+    threads = tensorflow_thread_count()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        pass
+    return threads
+
+
+class _CompiledModel:
+    """A loaded model with its graph compiled once for a fixed batch shape."""
+
+    def __init__(self, loaded: LoadedModel, *, batch_size: int):
+        import tensorflow as tf
+
+        self.loaded = loaded
+        self.ref = ModelRef(loaded.name, loaded.version, loaded.is_demo)
+        config = loaded.preprocessing_config
+        self.batch_shape = (batch_size, config.input_size, config.input_size, config.channels)
+        model = loaded.keras_model
+        self._call = tf.function(
+            lambda batch: model(batch, training=False),
+            input_signature=[tf.TensorSpec(self.batch_shape, tf.float32)],
+        )
+
+    def prepare(self, slices: Sequence[np.ndarray], *, source: Source) -> np.ndarray:
+        batch = np.zeros(self.batch_shape, dtype=np.float32)
+        batch[: len(slices)] = prepare_batch(
+            slices, config=self.loaded.preprocessing_config, source=source
+        )
+        return batch
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(batch).numpy()
+
+
+class InferenceEngine:
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        batch_size: int = 16,
+        classifier_name: str = CLASSIFIER_MODEL_NAME,
+        segmenter_name: str = SEGMENTER_MODEL_NAME,
+        min_lesion_pixels: int = 4,
+    ):
+        self.tracking_uri = tracking_uri
+        self.batch_size = batch_size
+        self.classifier_name = classifier_name
+        self.segmenter_name = segmenter_name
+        self.min_lesion_pixels = min_lesion_pixels
+        self._lock = threading.Lock()
+        self._classifier: _CompiledModel | None = None
+        self._segmenter: _CompiledModel | None = None
+
+    def _current(self, compiled: _CompiledModel | None, name: str) -> _CompiledModel:
+        champion = champion_version(name, tracking_uri=self.tracking_uri)
+        if compiled is not None and champion is not None and champion.version == compiled.ref.version:
+            return compiled
+        configure_tensorflow_threads()
+        return _CompiledModel(
+            load_champion(name, tracking_uri=self.tracking_uri), batch_size=self.batch_size
+        )
+
+    def _models(self) -> tuple[_CompiledModel, _CompiledModel]:
+        with self._lock:
+            self._classifier = self._current(self._classifier, self.classifier_name)
+            self._segmenter = self._current(self._segmenter, self.segmenter_name)
+            return self._classifier, self._segmenter
+
+    @property
+    def classifier(self) -> ModelRef:
+        return self._models()[0].ref
+
+    @property
+    def segmenter(self) -> ModelRef:
+        return self._models()[1].ref
+
+    def run_series(
+        self,
+        slices: Sequence[np.ndarray],
+        *,
+        source: Source,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SeriesPrediction:
+        if not len(slices):
+            raise ValueError("a series needs at least one slice")
+        shapes = {np.shape(array) for array in slices}
+        if len(shapes) != 1:
+            raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
+        rows, columns = shapes.pop()
+        classifier, segmenter = self._models()
+        total = len(slices)
+        starts = range(0, total, self.batch_size)
+
+        def prepare(start):
+            chunk = slices[start:start + self.batch_size]
+            return (classifier.prepare(chunk, source=source),
+                    segmenter.prepare(chunk, source=source))
+
+        probabilities = np.empty((total, len(CLASS_NAMES)), dtype=np.float32)
+        masks = np.empty((total, rows, columns), dtype=bool)
+        lesion_pixels = np.empty(total, dtype=np.int64)
+        with ThreadPoolExecutor(max_workers=1) as preparer:
+            pending = preparer.submit(prepare, starts[0])
+            for position, start in enumerate(starts):
+                classifier_batch, segmenter_batch = pending.result()
+                if position + 1 < len(starts):
+                    pending = preparer.submit(prepare, starts[position + 1])
+                count = min(self.batch_size, total - start)
+                probabilities[start:start + count] = classifier(classifier_batch)[:count]
+                lesion_maps = segmenter(segmenter_batch)[:count, ..., 0]
+                for offset, lesion_map in enumerate(lesion_maps):
+                    lesion_pixels[start + offset] = int((lesion_map >= MASK_THRESHOLD).sum())
+                    full_size = cv2.resize(lesion_map, (columns, rows),
+                                           interpolation=cv2.INTER_LINEAR)
+                    masks[start + offset] = full_size >= MASK_THRESHOLD
+                if progress is not None:
+                    progress(start + count, total)
+
+        lesion_slices = np.flatnonzero(lesion_pixels >= self.min_lesion_pixels)
+        chosen = probabilities[lesion_slices] if len(lesion_slices) else probabilities
+        series_probabilities = chosen.mean(axis=0)
+        return SeriesPrediction(
+            slice_probabilities=probabilities,
+            series_class=CLASS_NAMES[int(series_probabilities.argmax())],
+            series_probabilities={
+                name: float(value) for name, value in zip(CLASS_NAMES, series_probabilities)
+            },
+            lesion_slice_indices=[int(index) for index in lesion_slices],
+            masks=masks,
+            classifier=classifier.ref,
+            segmenter=segmenter.ref,
+        )
+
+
+_engines: dict[str, InferenceEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(tracking_uri: str) -> InferenceEngine:
+    """The process-wide engine for a tracking store (models load on its first use)."""
+    with _engines_lock:
+        if tracking_uri not in _engines:
+            _engines[tracking_uri] = InferenceEngine(tracking_uri=tracking_uri)
+        return _engines[tracking_uri]

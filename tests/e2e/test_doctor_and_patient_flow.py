@@ -5,6 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import PASSWORD
+
 pytestmark = pytest.mark.e2e
 
 
@@ -20,7 +22,8 @@ def store_analysed_series(world, *, slices=8, size=64):
     import numpy as np
     from django.core.files.base import ContentFile
 
-    from ml.models import Analysis, AnalysisStatus
+    from ml.models import Analysis, AnalysisStatus, KeyImage
+    from ml.overlays import outline_overlay_png
     from scans.models import SeriesStatus
     from tests.pipeline.builders import store_phantom_series
 
@@ -30,20 +33,28 @@ def store_analysed_series(world, *, slices=8, size=64):
     analysis = Analysis.objects.create(
         hospital=world.hospital, series=series, classifier_name="classifier", classifier_version="1",
         segmenter_name="segmenter", segmenter_version="1", status=AnalysisStatus.SUCCEEDED,
-        predicted_class=phantom.label, slice_probabilities=[[0.0, p, 0.0, 1.0 - p] for p in tumour],
+        predicted_class=phantom.label,
+        class_probabilities={"adenocarcinoma": 0.06, "large_cell_carcinoma": 0.81, "squamous_cell_carcinoma": 0.08,
+                             "normal": 0.05},
+        slice_probabilities=[[0.0, p, 0.0, 1.0 - p] for p in tumour],
         measurements={"largest_slice": int(areas.argmax())},
     )
     buffer = io.BytesIO()
     np.savez_compressed(buffer, masks=phantom.masks)
     analysis.masks_file.save("masks.npz", ContentFile(buffer.getvalue()))
+    slice_index = int(areas.argmax())
+    key_image = KeyImage(analysis=analysis, slice_index=slice_index, reason=KeyImage.Reason.LARGEST_LESION,
+                         lesion_area=float(areas[slice_index]))
+    key_image.overlay.save("key.png", ContentFile(outline_overlay_png(phantom.hounsfield[slice_index],
+                                                                      phantom.masks[slice_index])))
     series.status = SeriesStatus.ANALYSED
     series.save(update_fields=["status"])
-    return series
+    return series, analysis
 
 
 def test_doctor_scrolls_the_viewer_and_toggles_the_overlay(open_browser, worlds):
     north, _ = worlds
-    series = store_analysed_series(north)
+    series, _ = store_analysed_series(north)
 
     doctor = open_browser("doctor")
     page = doctor.log_in(north.doctor.email)
@@ -80,3 +91,49 @@ def test_doctor_scrolls_the_viewer_and_toggles_the_overlay(open_browser, worlds)
     expect(page.locator("[data-slice-image]")).to_have_attribute("src", re.compile("window=mediastinum"))
     expect(page.locator("[data-probability-plot] polyline")).to_have_count(1)
     doctor.screenshot("viewer-mediastinum-no-overlay")
+
+
+def test_doctor_signs_the_report_and_only_its_patient_downloads_the_pdf(open_browser, worlds):
+    from reports.services import create_draft_report
+    from tests.factories import PatientWithLoginFactory
+
+    north, south = worlds
+    other_patient = PatientWithLoginFactory(hospital=north.hospital, user__email="other.patient@north.test")
+    _, analysis = store_analysed_series(north)
+    report = create_draft_report(analysis=analysis)
+
+    doctor = open_browser("doctor")
+    page = doctor.log_in(north.doctor.email)
+    page.goto(f"/reports/{report.pk}/")
+    page.get_by_role("textbox", name="Impression").fill("Solid mass in the left lower lobe, 4 cm. No effusion.")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("textbox", name="Impression")).to_have_value(re.compile("Solid mass"))
+    doctor.screenshot("report-draft")
+    page.get_by_role("textbox", name="Re-enter your password").fill("not my password")
+    page.get_by_role("button", name="Sign report").click()
+    expect(page.get_by_text("That password is not correct")).to_be_visible()
+    page.get_by_role("textbox", name="Re-enter your password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign report").click()
+    expect(page.locator("h1 .badge")).to_have_text(re.compile("Final"))
+    doctor.screenshot("report-signed")
+
+    patient = open_browser("patient")
+    page = patient.log_in(north.patient.user.email)
+    expect(page).to_have_url(re.compile(r"/my/reports/$"))
+    patient.screenshot("my-reports")
+    page.get_by_role("link", name="Read report").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Your CT report")
+    patient.screenshot("report")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download PDF").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".pdf")
+    with open(download.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+
+    for who, person in (("other-patient", other_patient.user), ("other-hospital", south.patient.user)):
+        stranger = open_browser(who)
+        stranger.log_in(person.email)
+        assert stranger.open_refused(f"/reports/{report.pk}/") == 404
+        assert stranger.open_refused(f"/reports/{report.pk}/pdf/") == 404
+        stranger.screenshot("report-not-found")

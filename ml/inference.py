@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ml.labels import CLASS_NAMES
 from ml.preprocessing import Source, prepare_batch
 from ml.registry import (
     CLASSIFIER_MODEL_NAME,
@@ -55,7 +56,6 @@ from ml.registry import (
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
 MASK_THRESHOLD = 0.5
-CLASS_NAMES = ("adenocarcinoma", "large_cell_carcinoma", "squamous_cell_carcinoma", "normal")
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ class InferenceEngine:
             slice_probabilities=probabilities,
             series_class=CLASS_NAMES[int(series_probabilities.argmax())],
             series_probabilities={
-                name: float(value) for name, value in zip(CLASS_NAMES, series_probabilities)
+                name: float(value) for name, value in zip(CLASS_NAMES, series_probabilities, strict=True)
             },
             lesion_slice_indices=[int(index) for index in lesion_slices],
             masks=masks,

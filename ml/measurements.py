@@ -27,8 +27,8 @@ spacing of any kind the volume is None (voxels are still counted).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np

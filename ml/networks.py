@@ -1,8 +1,7 @@
 """Network definitions: a VGG16 transfer-learning classifier and a U-Net segmenter (Keras 3).
 
 Public interface:
-    CLASS_NAMES: the classifier's output order
-    class_name_from_folder(folder_name) -> str  (public chest CT-scan image set folder names)
+    CLASS_NAMES, class_name_from_folder(folder_name) -> str  (from ml.labels, TensorFlow-free)
     build_classifier(*, input_size, base_weights_path=None, num_classes=4, channels=3)
         -> keras.Model  (the VGG16 base is the nested model named ``VGG16_BASE_NAME``)
     build_segmenter(*, input_size, depth=4, base_filters=32, channels=3) -> keras.Model
@@ -22,24 +21,15 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-CLASS_NAMES = ("adenocarcinoma", "large_cell_carcinoma", "squamous_cell_carcinoma", "normal")
+from ml.labels import CLASS_NAMES, class_name_from_folder
+
+__all__ = [
+    "CLASS_NAMES", "class_name_from_folder", "build_classifier", "build_segmenter",
+    "dice_bce_loss", "soft_dice", "forward_flops",
+]
+
 VGG16_BASE_NAME = "vgg16"
 FINE_TUNED_BLOCK_PREFIX = "block5"
-
-
-def class_name_from_folder(folder_name: str) -> str:
-    """Map a folder of the public chest CT-scan image set onto ``CLASS_NAMES``.
-
-    The set names training folders like ``adenocarcinoma_left.lower.lobe_T2_N0_M0_Ib`` or
-    ``large.cell.carcinoma_left.hilum_T2_N2_M0_IIIa`` and test folders ``large.cell.carcinoma``.
-    """
-    normalised = folder_name.strip().lower().replace(".", "_").replace("-", "_").replace(" ", "_")
-    for class_name in CLASS_NAMES:
-        if normalised == class_name or normalised.startswith(class_name + "_"):
-            return class_name
-    raise ValueError(
-        f"folder {folder_name!r} does not name a known class; expected one of {CLASS_NAMES}"
-    )
 
 
 def build_classifier(
@@ -49,7 +39,7 @@ def build_classifier(
     num_classes: int = len(CLASS_NAMES),
     channels: int = 3,
 ) -> keras.Model:
-    """VGG16 convolutional base, global average pooling, a small dense head, softmax."""
+    """VGG16 convolutional base, then flatten, dense 256 with dropout, and a softmax."""
     if input_size < 32:
         raise ValueError("VGG16 needs inputs of at least 32 x 32 pixels (five 2x poolings)")
     base = keras.applications.VGG16(
@@ -60,13 +50,30 @@ def build_classifier(
     )
     if base_weights_path is not None:
         base.load_weights(str(base_weights_path))
+    else:
+        _reinitialise_for_relu(base)
     inputs = keras.Input((input_size, input_size, channels), name="slice")
     features = base(inputs)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
-    hidden = layers.Dense(256, activation="relu", name="head_dense")(pooled)
+    # Flatten rather than global pooling: where a lesion sits (central or peripheral) is part
+    # of what tells the classes apart.
+    flat = layers.Flatten(name="flatten")(features)
+    hidden = layers.Dense(256, activation="relu", name="head_dense")(flat)
     hidden = layers.Dropout(0.3, name="head_dropout")(hidden)
     outputs = layers.Dense(num_classes, activation="softmax", name="class_probabilities")(hidden)
     return keras.Model(inputs, outputs, name="radassist_classifier")
+
+
+def _reinitialise_for_relu(model: keras.Model) -> None:
+    """Give every convolution He-normal kernels instead of Keras' Glorot-uniform default.
+
+    Glorot scaling halves the signal's variance at each ReLU, so through VGG16's thirteen
+    convolutions a randomly initialised base passes almost nothing on and learns very slowly;
+    He scaling keeps the variance steady (He et al. 2015).
+    """
+    initialiser = keras.initializers.HeNormal(seed=0)
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            layer.kernel.assign(initialiser(layer.kernel.shape))
 
 
 def _convolution_block(tensor, *, filters: int, name: str):

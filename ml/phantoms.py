@@ -106,7 +106,7 @@ def _lesion_for(label: str, *, side: float, z_centre: float, rng: np.random.Gene
         return None
     if label == "adenocarcinoma":
         centre = (side * rng.uniform(95, 105), rng.uniform(-35, 25), z_centre)
-        return _Lesion(centre, rng.uniform(9, 13), -450.0, 0.25, 0.0, 0.0, 0.0)
+        return _Lesion(centre, rng.uniform(11, 15), -350.0, 0.25, 0.0, 0.0, 0.0)
     if label == "squamous_cell_carcinoma":
         centre = (side * rng.uniform(38, 45), rng.uniform(-15, 5), z_centre)
         return _Lesion(centre, rng.uniform(13, 17), 35.0, 0.05, 0.45, 0.0, 0.0)
@@ -181,7 +181,7 @@ def generate_phantom_series(
         lung_scale = 0.65 + 0.35 * np.sin(np.pi * (0.1 + 0.8 * fraction))
         image = static.copy()
         lungs = np.zeros((size, size), dtype=bool)
-        for lung_side, shift in zip((-1.0, 1.0), lung_shift):
+        for lung_side, shift in zip((-1.0, 1.0), lung_shift, strict=True):
             lungs |= _inside_ellipse(
                 x, y, centre_x=lung_side * 72 + shift, centre_y=-5,
                 semi_x=52 * lung_scale * body_scale, semi_y=78 * lung_scale * body_scale,
@@ -190,7 +190,7 @@ def generate_phantom_series(
         image[lungs] = LUNG_HU
         vessels = np.zeros((size, size), dtype=bool)
         for start, drift, radius, vessel_lung in zip(
-            vessel_start, vessel_drift, vessel_radius, vessel_side
+            vessel_start, vessel_drift, vessel_radius, vessel_side, strict=True
         ):
             centre_x = vessel_lung * 72 + start[0] * 35 + drift[0] * z
             centre_y = -5 + start[1] * 55 + drift[1] * z
@@ -270,7 +270,7 @@ def write_dicom_series(
     Files are named by instance number; returns their paths in slice order.
     """
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -391,7 +391,7 @@ def write_segmentation_dataset(
         patient_directory = directory / name
         patient_directory.mkdir(parents=True, exist_ok=True)
         for number, (slice_hounsfield, mask) in enumerate(
-            zip(phantom.hounsfield, phantom.masks), start=1
+            zip(phantom.hounsfield, phantom.masks, strict=True), start=1
         ):
             cv2.imwrite(str(patient_directory / f"{name}_{number}.tif"),
                         grey_from_hounsfield(slice_hounsfield))

@@ -1,0 +1,287 @@
+"""The MLflow model registry: registering, promoting and loading RadAssist models.
+
+Public interface:
+    CLASSIFIER_MODEL_NAME, SEGMENTER_MODEL_NAME, CHAMPION_ALIAS
+    RegisteredModelVersion (name, version, run_id, validation_metric, validation_score, is_demo,
+                            is_champion, test_metrics)
+    LoadedModel (keras_model, name, version, preprocessing_config, is_demo)
+    ModelNotRegistered (exception)
+    default_artifact_location(tracking_uri) -> str | None
+    ensure_experiment(name, *, tracking_uri, artifact_location=None) -> str  (experiment id)
+    register_keras_model(*, model, model_name, preprocessing_config, validation_metric,
+                         validation_score, tracking_uri, is_demo=False, tags=None)
+                         -> RegisteredModelVersion          (inside an active MLflow run)
+    champion_version(model_name, *, tracking_uri) -> RegisteredModelVersion | None
+    promote_if_better(*, model_name, version, tracking_uri, force=False) -> bool
+    load_champion(model_name, *, tracking_uri) -> LoadedModel
+    load_version(model_name, version, *, tracking_uri) -> LoadedModel
+
+Models are logged with the ``mlflow.tensorflow`` flavour, which for Keras 3 stores the native
+``.keras`` file (``data/model.keras``) with the input/output tensor signature, and registered as a
+model version. Each version carries tags: ``preprocessing_config`` (JSON of
+``PreprocessingConfig``, applied at inference), ``validation_metric`` and ``validation_score``
+(compared by ``promote_if_better``) and ``demo`` ("true" for models trained on phantoms).
+
+Everything works offline: with a SQLite tracking URI the experiment's artifacts live in an
+``artifacts`` folder beside the database file, and loading reads the ``.keras`` file straight from
+the artifact store with ``compile=False`` (inference needs no optimiser or loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ml.preprocessing import PreprocessingConfig
+
+CLASSIFIER_MODEL_NAME = "radassist-classifier"
+SEGMENTER_MODEL_NAME = "radassist-segmenter"
+CHAMPION_ALIAS = "champion"
+PREPROCESSING_TAG = "preprocessing_config"
+VALIDATION_METRIC_TAG = "validation_metric"
+VALIDATION_SCORE_TAG = "validation_score"
+DEMO_TAG = "demo"
+
+
+class ModelNotRegistered(Exception):
+    """The registry has no such model, version or champion (run ``bootstrap_models`` first)."""
+
+
+@dataclass(frozen=True)
+class RegisteredModelVersion:
+    name: str
+    version: int
+    run_id: str | None
+    validation_metric: str | None
+    validation_score: float | None
+    is_demo: bool
+    is_champion: bool
+    test_metrics: dict = field(default_factory=dict)  # filled only by the training functions
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    keras_model: object  # keras.Model; typed loosely so this module imports without TensorFlow
+    name: str
+    version: int
+    preprocessing_config: PreprocessingConfig
+    is_demo: bool
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment stores artifacts: beside a SQLite database, else the store's choice.
+
+    MLflow's own default for database stores is ``./mlruns`` relative to the working directory,
+    which moves with whoever happens to start the process; beside the database it stays put.
+    """
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite":
+        database_path = Path(tracking_uri.removeprefix("sqlite:///"))
+        return (database_path.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+@contextlib.contextmanager
+def _tracking(tracking_uri: str):
+    """Point the global MLflow client at ``tracking_uri`` for the duration, then restore it."""
+    import mlflow
+
+    previous_tracking = mlflow.get_tracking_uri()
+    previous_registry = mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous_tracking)
+        mlflow.set_registry_uri(previous_registry)
+
+
+def ensure_experiment(
+    name: str, *, tracking_uri: str, artifact_location: str | None = None
+) -> str:
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with _tracking(tracking_uri) as client:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(
+            name, artifact_location=artifact_location or default_artifact_location(tracking_uri)
+        )
+
+
+def _signature(model):
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    def schema(shape, name):
+        return Schema([TensorSpec(np.dtype(np.float32), (-1, *shape[1:]), name)])
+
+    return ModelSignature(
+        inputs=schema(model.input.shape, "slices"), outputs=schema(model.output.shape, "output")
+    )
+
+
+def _version_from(model_version, *, champion_version: int | None) -> RegisteredModelVersion:
+    tags = model_version.tags or {}
+    score = tags.get(VALIDATION_SCORE_TAG)
+    return RegisteredModelVersion(
+        name=model_version.name,
+        version=int(model_version.version),
+        run_id=model_version.run_id,
+        validation_metric=tags.get(VALIDATION_METRIC_TAG),
+        validation_score=float(score) if score is not None else None,
+        is_demo=tags.get(DEMO_TAG) == "true",
+        is_champion=champion_version == int(model_version.version),
+    )
+
+
+def register_keras_model(
+    *,
+    model,
+    model_name: str,
+    preprocessing_config: PreprocessingConfig,
+    validation_metric: str,
+    validation_score: float,
+    tracking_uri: str,
+    is_demo: bool = False,
+    tags: dict[str, str] | None = None,
+) -> RegisteredModelVersion:
+    """Log ``model`` to the active run and register it as a new version of ``model_name``."""
+    import mlflow
+
+    with _tracking(tracking_uri) as client:
+        version_tags = {
+            PREPROCESSING_TAG: json.dumps(preprocessing_config.to_dict()),
+            VALIDATION_METRIC_TAG: validation_metric,
+            VALIDATION_SCORE_TAG: repr(float(validation_score)),
+            DEMO_TAG: "true" if is_demo else "false",
+            **(tags or {}),
+        }
+        mlflow.log_dict(preprocessing_config.to_dict(), "preprocessing_config.json")
+        model_info = mlflow.tensorflow.log_model(
+            model,
+            name="model",
+            signature=_signature(model),
+            # Explicit requirements: inferring them would re-import the model in a subprocess.
+            pip_requirements=["tensorflow-cpu", "keras>=3"],
+        )
+        model_version = client.create_model_version(
+            name=_ensure_registered_model(client, model_name),
+            source=model_info.model_uri,
+            run_id=mlflow.active_run().info.run_id,
+            tags=version_tags,
+        )
+        return _version_from(
+            client.get_model_version(model_name, model_version.version), champion_version=None
+        )
+
+
+def _ensure_registered_model(client, model_name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name)
+    return model_name
+
+
+def _champion(client, model_name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+
+
+def champion_version(model_name: str, *, tracking_uri: str) -> RegisteredModelVersion | None:
+    with _tracking(tracking_uri) as client:
+        champion = _champion(client, model_name)
+        if champion is None:
+            return None
+        return _version_from(champion, champion_version=int(champion.version))
+
+
+def promote_if_better(
+    *, model_name: str, version: int, tracking_uri: str, force: bool = False
+) -> bool:
+    """Move the champion alias to ``version`` if it beats the champion, or when forced.
+
+    "Beats" means a strictly higher validation score on the same validation metric (both are
+    higher-is-better: accuracy for the classifier, Dice for the segmenter). With no champion yet
+    the version is promoted; with a champion scored on another metric it is not (the scores do not
+    compare), unless forced. Returns whether ``version`` is the champion afterwards.
+    """
+    with _tracking(tracking_uri) as client:
+        candidate = _version_from(
+            client.get_model_version(model_name, str(version)), champion_version=None
+        )
+        champion = _champion(client, model_name)
+        if champion is not None and int(champion.version) == candidate.version:
+            return True
+        if not force and champion is not None:
+            current = _version_from(champion, champion_version=int(champion.version))
+            comparable = (
+                current.validation_metric == candidate.validation_metric
+                and current.validation_score is not None
+                and candidate.validation_score is not None
+            )
+            if not comparable or candidate.validation_score <= current.validation_score:
+                return False
+        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(candidate.version))
+        return True
+
+
+def _load(model_version) -> LoadedModel:
+    import keras
+    import mlflow
+
+    tags = model_version.tags or {}
+    if PREPROCESSING_TAG not in tags:
+        raise ModelNotRegistered(
+            f"{model_version.name} version {model_version.version} has no preprocessing config"
+        )
+    with tempfile.TemporaryDirectory(prefix="radassist-model-") as directory:
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=model_version.source, dst_path=directory
+        ))
+        keras_files = sorted(local.rglob("*.keras"))
+        if not keras_files:
+            raise ModelNotRegistered(
+                f"{model_version.name} version {model_version.version} has no .keras file"
+            )
+        keras_model = keras.saving.load_model(keras_files[0], compile=False)
+    return LoadedModel(
+        keras_model=keras_model,
+        name=model_version.name,
+        version=int(model_version.version),
+        preprocessing_config=PreprocessingConfig.from_dict(json.loads(tags[PREPROCESSING_TAG])),
+        is_demo=tags.get(DEMO_TAG) == "true",
+    )
+
+
+def load_champion(model_name: str, *, tracking_uri: str) -> LoadedModel:
+    with _tracking(tracking_uri) as client:
+        champion = _champion(client, model_name)
+        if champion is None:
+            raise ModelNotRegistered(f"no {CHAMPION_ALIAS} version of {model_name} is registered")
+        return _load(champion)
+
+
+def load_version(model_name: str, version: int, *, tracking_uri: str) -> LoadedModel:
+    from mlflow.exceptions import MlflowException
+
+    with _tracking(tracking_uri) as client:
+        try:
+            model_version = client.get_model_version(model_name, str(version))
+        except MlflowException as error:
+            raise ModelNotRegistered(f"{model_name} version {version} is not registered") from error
+        return _load(model_version)

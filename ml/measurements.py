@@ -111,27 +111,20 @@ def measure_lesions(
     pixel_counts = masks.reshape(masks.shape[0], -1).sum(axis=1)
     areas = pixel_counts * row_spacing * column_spacing
 
+    locations = None
+    if image_positions is not None and image_orientation is not None:
+        locations = np.asarray(image_positions, dtype=np.float64) @ slice_normal(image_orientation)
     thicknesses = None
     spacing_source = SPACING_UNKNOWN
-    locations = None
-    if image_positions is not None and image_orientation is not None and len(masks) > 1:
+    if locations is not None and len(masks) > 1:
         thicknesses = slab_thicknesses(image_positions, image_orientation)
-        locations = np.asarray(image_positions, dtype=np.float64) @ slice_normal(
-            image_orientation
-        )
         spacing_source = SPACING_FROM_POSITIONS
     elif slice_thickness:
         thicknesses = np.full(len(masks), float(slice_thickness))
         spacing_source = SPACING_FROM_THICKNESS
-        notes.append(
-            "slice positions missing: SliceThickness used as the spacing between slices"
-        )
+        notes.append("slice positions missing: SliceThickness used as the spacing between slices")
     else:
         notes.append("no slice positions or thickness: volume is unknown")
-    if image_positions is not None and image_orientation is not None and locations is None:
-        locations = np.asarray(image_positions, dtype=np.float64) @ slice_normal(
-            image_orientation
-        )
 
     volume_ml = None
     if has_physical_scale and thicknesses is not None:

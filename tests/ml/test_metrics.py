@@ -1,0 +1,100 @@
+"""Metrics against values worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ml.metrics import (
+    auc_roc,
+    classification_metrics,
+    confusion_matrix,
+    dice_per_case,
+    iou_per_case,
+    plot_confusion_matrix,
+    plot_roc_curves,
+    segmentation_metrics,
+)
+
+CLASSES = ("a", "b", "c")
+# true:      a  a  a  b  b  c
+# predicted: a  a  b  b  c  c
+Y_TRUE = [0, 0, 0, 1, 1, 2]
+PROBABILITIES = [
+    [0.8, 0.1, 0.1],
+    [0.6, 0.3, 0.1],
+    [0.3, 0.6, 0.1],
+    [0.2, 0.7, 0.1],
+    [0.1, 0.3, 0.6],
+    [0.1, 0.2, 0.7],
+]
+
+
+def test_confusion_matrix_counts_rows_true_columns_predicted():
+    matrix = confusion_matrix(Y_TRUE, [0, 0, 1, 1, 2, 2], num_classes=3)
+    assert matrix.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_classification_metrics_by_hand():
+    metrics = classification_metrics(Y_TRUE, PROBABILITIES, class_names=CLASSES)
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    a, b, c = (metrics["per_class"][name] for name in CLASSES)
+    # a: TP 2, FP 0, FN 1, TN 3
+    assert a["precision"] == pytest.approx(1.0)
+    assert a["recall"] == a["sensitivity"] == pytest.approx(2 / 3)
+    assert a["specificity"] == pytest.approx(1.0)
+    assert a["f1"] == pytest.approx(0.8)
+    # b: TP 1, FP 1, FN 1, TN 3
+    assert b["precision"] == pytest.approx(0.5)
+    assert b["recall"] == pytest.approx(0.5)
+    assert b["specificity"] == pytest.approx(0.75)
+    assert b["f1"] == pytest.approx(0.5)
+    # c: TP 1, FP 1, FN 0, TN 4
+    assert c["precision"] == pytest.approx(0.5)
+    assert c["recall"] == pytest.approx(1.0)
+    assert c["specificity"] == pytest.approx(0.8)
+    assert c["support"] == 1
+    # One-vs-rest AUCs: a ranks its 3 positives above all 3 negatives except 0.3 vs 0.2/0.1/0.1
+    # -> positives (0.8, 0.6, 0.3) vs negatives (0.2, 0.1, 0.1): all 9 pairs right -> 1.0.
+    # b: positives (0.7, 0.3) vs negatives (0.1, 0.3, 0.6, 0.2): 0.7 wins 4, 0.3 wins 2 and ties
+    # 1 (half a pair): 6.5 of 8.
+    # c: positive 0.7 vs negatives (0.1, 0.1, 0.1, 0.1, 0.6): 5 of 5.
+    assert a["auc_roc"] == pytest.approx(1.0)
+    assert b["auc_roc"] == pytest.approx(6.5 / 8)
+    assert c["auc_roc"] == pytest.approx(1.0)
+    assert metrics["macro_auc_roc"] == pytest.approx((1.0 + 6.5 / 8 + 1.0) / 3)
+
+
+def test_auc_matches_scikit_learn_on_random_scores():
+    metrics_module = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 200).astype(bool)
+    scores = np.round(rng.random(200) + truth * 0.3, 2)  # rounding makes ties
+    assert auc_roc(truth, scores) == pytest.approx(metrics_module.roc_auc_score(truth, scores))
+
+
+def test_auc_undefined_with_one_class():
+    assert math.isnan(auc_roc([True, True], [0.1, 0.9]))
+
+
+def test_dice_and_iou_by_hand():
+    truth = np.zeros((3, 4, 4), dtype=bool)
+    predicted = np.zeros((3, 4, 4), dtype=bool)
+    truth[0, :2, :2] = True  # 4 pixels
+    predicted[0, :2, :3] = True  # 6 pixels, 4 shared
+    truth[1, 0, 0] = True  # no overlap
+    predicted[1, 3, 3] = True
+    # case 2: both empty
+    assert dice_per_case(truth, predicted).tolist() == pytest.approx([0.8, 0.0, 1.0])
+    assert iou_per_case(truth, predicted).tolist() == pytest.approx([4 / 6, 0.0, 1.0])
+    summary = segmentation_metrics(truth, predicted)
+    assert summary["dice"] == pytest.approx(0.6)
+    assert summary["iou"] == pytest.approx((4 / 6 + 1.0) / 3)
+
+
+def test_plots_are_written_as_png(tmp_path):
+    matrix_path = plot_confusion_matrix([[2, 1], [0, 3]], class_names=("x", "y"),
+                                        path=tmp_path / "matrix.png")
+    roc_path = plot_roc_curves(Y_TRUE, PROBABILITIES, class_names=CLASSES, path=tmp_path / "roc.png")
+    for path in (matrix_path, roc_path):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -75,6 +76,9 @@ class SeriesPrediction:
     classifier: ModelRef
     segmenter: ModelRef
     class_names: tuple[str, ...] = CLASS_NAMES
+    #: Seconds spent per stage over the series: "preprocess" (on the helper thread, overlapping the
+    #: networks), "classify" and "segment" (mask resizing included); the pipeline records them.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def tensorflow_thread_count() -> int:
@@ -187,10 +191,15 @@ class InferenceEngine:
         total = len(slices)
         starts = range(0, total, self.batch_size)
 
+        timings = {"preprocess": 0.0, "classify": 0.0, "segment": 0.0}
+
         def prepare(start):
+            clock = time.perf_counter()
             chunk = slices[start:start + self.batch_size]
-            return (classifier.prepare(chunk, source=source),
-                    segmenter.prepare(chunk, source=source))
+            prepared = (classifier.prepare(chunk, source=source),
+                        segmenter.prepare(chunk, source=source))
+            timings["preprocess"] += time.perf_counter() - clock
+            return prepared
 
         probabilities = np.empty((total, len(CLASS_NAMES)), dtype=np.float32)
         masks = np.empty((total, rows, columns), dtype=bool)
@@ -202,13 +211,17 @@ class InferenceEngine:
                 if position + 1 < len(starts):
                     pending = preparer.submit(prepare, starts[position + 1])
                 count = min(self.batch_size, total - start)
+                clock = time.perf_counter()
                 probabilities[start:start + count] = classifier(classifier_batch)[:count]
+                timings["classify"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 lesion_maps = segmenter(segmenter_batch)[:count, ..., 0]
                 for offset, lesion_map in enumerate(lesion_maps):
                     lesion_pixels[start + offset] = int((lesion_map >= MASK_THRESHOLD).sum())
                     full_size = cv2.resize(lesion_map, (columns, rows),
                                            interpolation=cv2.INTER_LINEAR)
                     masks[start + offset] = full_size >= MASK_THRESHOLD
+                timings["segment"] += time.perf_counter() - clock
                 if progress is not None:
                     progress(start + count, total)
 
@@ -225,6 +238,7 @@ class InferenceEngine:
             masks=masks,
             classifier=classifier.ref,
             segmenter=segmenter.ref,
+            timings=timings,
         )
 
 

@@ -419,9 +419,7 @@ def run_analysis(*, analysis_id, engine):
         now = timezone.now()
         locked.masks_file = analysis.masks_file.name
         locked.predicted_class = prediction.series_class
-        locked.class_probabilities = {
-            name: float(p) for name, p in zip(class_names, prediction.series_probabilities, strict=True)
-        }
+        locked.class_probabilities = {name: float(p) for name, p in prediction.series_probabilities.items()}
         locked.slice_probabilities = [[round(float(p), 6) for p in row] for row in slice_probabilities]
         locked.measurements = measurements
         locked.classifier_name = prediction.classifier.name

@@ -1,18 +1,17 @@
 """The analysis task on the ``gpu`` queue.
 
 TensorFlow is never imported here at module level: Celery's prefork parent imports this module and
-then forks its pool, and TensorFlow (and CUDA) do not survive a fork. The inference engine is made
-on first use inside the pool process, which then keeps it (and the loaded models) for every later
-series; ``worker_process_init`` only sets the thread counts TensorFlow will read when it starts.
+then forks its pool, and TensorFlow (and CUDA) do not survive a fork. The inference engine
+(``ml.inference.engine_for``) is made on first use inside the pool process, which then keeps it and
+the loaded models for every later series; it sizes TensorFlow's threads to the process's CPU
+allotment (``RADASSIST_TF_THREADS`` overrides) when it first loads the models.
 """
 
 import logging
-import os
 
 import botocore.exceptions
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -30,34 +29,11 @@ TRANSIENT_ERRORS = (
     TimeoutError,
 )
 
-_engine = None
-
-
-def cpu_allotment():
-    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-@worker_process_init.connect
-def limit_tensorflow_threads(**_):
-    """Each pool process gets TensorFlow threads for the CPUs it may use, read when TensorFlow starts."""
-    threads = settings.ANALYSIS_TF_THREADS or cpu_allotment()
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1" if threads <= 2 else "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def inference_engine():
-    """The process's engine, made on first use (it loads the champion models lazily too)."""
-    global _engine
-    if _engine is None:
-        from ml.inference import InferenceEngine
+    """The pool process's engine for the configured registry (models load on its first series)."""
+    from ml.inference import engine_for
 
-        _engine = InferenceEngine(tracking_uri=settings.MLFLOW_TRACKING_URI)
-    return _engine
+    return engine_for(settings.MLFLOW_TRACKING_URI)
 
 
 def retry_countdown(retries):

@@ -14,15 +14,11 @@ def tiny_model_store(tmp_path_factory):
 
 @pytest.fixture
 def pipeline_settings(settings, tiny_model_store, tmp_path):
-    """Tiny champions, private files under tmp, and a fresh inference engine for the test."""
-    import ml.tasks
-
+    """Tiny champions and private files under tmp."""
     settings.MLFLOW_TRACKING_URI = tiny_model_store
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
                     "OPTIONS": {"location": str(tmp_path / "media"), "base_url": None}},
     }
-    ml.tasks._engine = None
-    yield settings
-    ml.tasks._engine = None
+    return settings

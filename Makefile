@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test venv system-check browser compose-cli lint bench clean
+.PHONY: run test venv system-check browser compose-cli pdf-tools lint bench clean
 
 $(INSTALLED): requirements/*.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -32,7 +32,13 @@ compose-cli:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; \
 	  else echo "Deployment tests need Debian's docker-compose: sudo apt-get install docker-compose"; exit 1; fi; }
 
-test: system-check browser compose-cli
+# Debian's poppler-utils: the report tests turn PDF pages into PNG with pdftoppm to check the key images.
+pdf-tools:
+	@command -v pdftoppm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+	  else echo "Report tests need Debian's poppler-utils: sudo apt-get install poppler-utils"; exit 1; fi; }
+
+test: system-check browser compose-cli pdf-tools
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv

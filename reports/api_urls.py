@@ -1,8 +1,11 @@
-from rest_framework.routers import SimpleRouter
+"""``/api/v1/reports/``, ``/api/v1/reports/{id}/`` and ``/api/v1/reports/{id}/pdf``, each with or without the slash."""
 
-from reports import api
+from django.urls import re_path
 
-router = SimpleRouter(trailing_slash="/?")
-router.register("reports", api.ReportViewSet, basename="api-report")
+from reports.api import ReportViewSet
 
-urlpatterns = router.urls
+urlpatterns = [
+    re_path(r"^reports/?$", ReportViewSet.as_view({"get": "list"}), name="api-report-list"),
+    re_path(r"^reports/(?P<pk>\d+)/?$", ReportViewSet.as_view({"get": "retrieve"}), name="api-report-detail"),
+    re_path(r"^reports/(?P<pk>\d+)/pdf/?$", ReportViewSet.as_view({"get": "pdf"}), name="api-report-pdf"),
+]

@@ -12,16 +12,17 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from ml.labels import CLASS_NAMES
 from portal.tenancy import TenantQuerySet
 
-#: Human labels for the classifier's class names, in ml.networks.CLASS_NAMES order (a test keeps them in step;
-#: importing ml.networks here would load Keras into every web process).
-CLASS_LABELS = {
+#: Human labels for the classifier's classes (ml.labels.CLASS_NAMES, in the classifier's output order).
+_LABELS = {
     "adenocarcinoma": "Adenocarcinoma",
     "large_cell_carcinoma": "Large cell carcinoma",
     "squamous_cell_carcinoma": "Squamous cell carcinoma",
     "normal": "No tumour found (normal)",
 }
+CLASS_LABELS = {name: _LABELS[name] for name in CLASS_NAMES}
 FINDING_CHOICES = list(CLASS_LABELS.items())
 
 

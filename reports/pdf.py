@@ -38,7 +38,7 @@ class LocalOnlyFetcher(URLFetcher):
             name = url.removeprefix(KEY_IMAGE_SCHEME)
             if name not in self.images:
                 raise RefusedResource(f"unknown key image {name!r}")
-            return URLFetcherResponse(url, self.images[name], {"Content-Type": "image/png"})
+            return URLFetcherResponse(url, self.images[name], {"Content-Type": "image/jpeg"})
         if url.startswith("file:"):
             path = Path(URLFetcherResponse(url).path).resolve()
             if path.is_file() and path.is_relative_to(self.static_folder):
@@ -53,6 +53,6 @@ def render_report_pdf(*, version):
     static_folder = pdf_static_folder()
     html = render_to_string("reports/pdf/report.html", context)
     fetcher = LocalOnlyFetcher(
-        static_folder=static_folder, images={view.image_name: view.png for view in context["key_images"]}
+        static_folder=static_folder, images={view.image_name: view.jpeg for view in context["key_images"]}
     )
     return HTML(string=html, base_url=static_folder.as_uri() + "/", url_fetcher=fetcher).write_pdf()

@@ -277,8 +277,6 @@ ANALYSIS_RETRY_BACKOFF_SECONDS = env.float("RADASSIST_ANALYSIS_RETRY_BACKOFF_SEC
 ANALYSIS_RETRY_BACKOFF_MAX_SECONDS = env.float("RADASSIST_ANALYSIS_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
 # A running analysis whose heartbeat is older than this is taken over by another delivery.
 ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS = env.int("RADASSIST_ANALYSIS_HEARTBEAT_TIMEOUT_SECONDS", default=180)
-# TensorFlow threads per worker process; 0 means the CPUs this process may run on.
-ANALYSIS_TF_THREADS = env.int("RADASSIST_ANALYSIS_TF_THREADS", default=0)
 
 # Security -----------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -9,6 +9,7 @@ from portal import health, views
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("scans.api_urls")),
+    path("", include("ml.api_urls")),
     path("", include("reports.api_urls")),
 ]
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("scans.urls")),
+    path("", include("ml.urls")),
     path("dicomweb/", include("scans.dicomweb.urls")),
     path("", include("reports.urls")),
     path("api/v1/", include(api_v1)),

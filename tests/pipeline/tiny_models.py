@@ -8,6 +8,7 @@ from ml.preprocessing import PreprocessingConfig
 
 
 def register_tiny_models(tracking_uri):
+    import keras
     import mlflow
 
     from ml.networks import build_classifier, build_segmenter
@@ -18,8 +19,6 @@ def register_tiny_models(tracking_uri):
         promote_if_better,
         register_keras_model,
     )
-
-    import keras
 
     keras.utils.set_random_seed(0)
     specifications = (

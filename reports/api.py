@@ -2,13 +2,27 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from portal.audit import record_event
 from portal.models import AuditAction
 from reports.models import Report, ReportVersion
-from reports.serializers import ReportSerializer
+from reports.serializers import ReportSerializer, ReportSummarySerializer
 from reports.views import pdf_response
+
+
+class PdfRenderer(BaseRenderer):
+    """Lets a client ask for ``Accept: application/pdf``; the PDF itself is a file response, errors stay JSON."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
+        return JSONRenderer().render(data)
 
 
 class ReportViewSet(viewsets.ReadOnlyModelViewSet):
@@ -17,6 +31,9 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ReportSerializer
     queryset = Report.objects.none()
     filterset_fields = {"study": ["exact"], "study__patient": ["exact"], "study__study_date": ["gte", "lte"]}
+
+    def get_serializer_class(self):
+        return ReportSummarySerializer if self.action == "list" else ReportSerializer
 
     def get_queryset(self):
         return (
@@ -32,7 +49,7 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(report).data)
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF (or a redirect to it)")})
-    @action(detail=True, methods=["get"], url_path="pdf", url_name="pdf")
+    @action(detail=True, methods=["get"], url_path="pdf", url_name="pdf", renderer_classes=[JSONRenderer, PdfRenderer])
     def pdf(self, request, pk=None):
         """The PDF of the latest version the caller may read: streamed, or a redirect to a short-lived URL (S3)."""
         report = self.get_object()

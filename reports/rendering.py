@@ -51,8 +51,8 @@ class ScaleBar:
 class KeyImageView:
     key_image: object
     image_name: str
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     scale_bar: ScaleBar | None
     caption: str
     jpeg: bytes = field(repr=False, default=b"")
@@ -189,27 +189,32 @@ def key_image_caption(key_image):
 
 
 def build_key_image(key_image, *, with_pixels):
-    """Caption and scale bar; with_pixels also reads the overlay from private storage (the PDF needs it)."""
-    instance = key_image.analysis.series.instances.in_slice_order()[key_image.slice_index : key_image.slice_index + 1]
-    instance = instance[0] if instance else None
-    jpeg, width, height = b"", key_image.overlay.width, key_image.overlay.height
-    if with_pixels:
-        with key_image.overlay.open("rb") as overlay:
-            jpeg, width, height = prepared_jpeg(overlay.read())
-    scale_bar = None
-    if instance is not None and key_image.analysis.series.has_physical_scale:
-        scale_bar = scale_bar_for(
-            width=width, height=height, original_columns=instance.columns, pixel_spacing=instance.pixel_spacing
-        )
-    return KeyImageView(
+    """Caption, and for the PDF (with_pixels) the overlay read from private storage with its scale bar.
+
+    Web pages load the image itself through the audited key-image view, so they read nothing here.
+    """
+    view = KeyImageView(
         key_image=key_image,
         image_name=f"{key_image.pk}.jpg",
-        width=width,
-        height=height,
-        scale_bar=scale_bar,
+        width=None,
+        height=None,
+        scale_bar=None,
         caption=key_image_caption(key_image),
-        jpeg=jpeg,
     )
+    if not with_pixels:
+        return view
+    with key_image.overlay.open("rb") as overlay:
+        view.jpeg, view.width, view.height = prepared_jpeg(overlay.read())
+    series = key_image.analysis.series
+    instance = series.instances.in_slice_order()[key_image.slice_index : key_image.slice_index + 1].first()
+    if instance is not None and series.has_physical_scale:
+        view.scale_bar = scale_bar_for(
+            width=view.width,
+            height=view.height,
+            original_columns=instance.columns,
+            pixel_spacing=instance.pixel_spacing,
+        )
+    return view
 
 
 def report_context(version, *, with_pixels=False):

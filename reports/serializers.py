@@ -1,7 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from accounts.models import Patient
 from reports.models import Report, ReportVersion, class_label
+from scans.models import Study
 
 
 class AnalysisSummarySerializer(serializers.Serializer):
@@ -16,13 +19,13 @@ class AnalysisSummarySerializer(serializers.Serializer):
     segmenter = serializers.SerializerMethodField()
     is_demo_model = serializers.BooleanField()
 
-    def get_predicted_class_label(self, analysis):
+    def get_predicted_class_label(self, analysis) -> str:
         return class_label(analysis.predicted_class)
 
-    def get_classifier(self, analysis):
+    def get_classifier(self, analysis) -> str:
         return f"{analysis.classifier_name} {analysis.classifier_version}"
 
-    def get_segmenter(self, analysis):
+    def get_segmenter(self, analysis) -> str:
         return f"{analysis.segmenter_name} {analysis.segmenter_version}"
 
 
@@ -49,27 +52,39 @@ class ReportVersionSerializer(serializers.ModelSerializer):
             "pdf_url",
         )
 
-    def get_conclusion(self, version):
+    def get_conclusion(self, version) -> str:
         return version.conclusion_class or "agrees_with_ai"
 
-    def get_pdf_url(self, version):
+    def get_pdf_url(self, version) -> str | None:
         if not version.pdf:
             return None
         return reverse("report-version-pdf", kwargs={"pk": version.pk}, request=self.context.get("request"))
 
 
-class ReportSerializer(serializers.ModelSerializer):
-    """A report with the versions the caller may read (a patient: signed ones only)."""
+class StudyBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Study
+        fields = ("id", "study_instance_uid", "accession_number", "study_date")
 
-    study = serializers.SerializerMethodField()
-    patient = serializers.SerializerMethodField()
+
+class PatientBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ("id", "mrn", "full_name")
+
+
+class ReportSummarySerializer(serializers.ModelSerializer):
+    """A report in a list: where it belongs and how far it is, without its clinical text (read one to see that)."""
+
+    study = StudyBriefSerializer(read_only=True)
+    patient = PatientBriefSerializer(source="study.patient", read_only=True)
     status = serializers.SerializerMethodField()
-    versions = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
     pdf_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Report
-        fields = ("id", "study", "patient", "series", "status", "created_at", "updated_at", "pdf_url", "versions")
+        fields = ("id", "study", "patient", "series", "status", "version", "created_at", "updated_at", "pdf_url")
 
     def readable_versions(self, report):
         cache = self.context.setdefault("readable_versions", {})
@@ -78,25 +93,26 @@ class ReportSerializer(serializers.ModelSerializer):
             cache[report.pk] = list(ReportVersion.objects.visible_to(user).filter(report=report).order_by("-number"))
         return cache[report.pk]
 
-    def get_study(self, report):
-        study = report.study
-        return {
-            "id": study.pk,
-            "study_instance_uid": study.study_instance_uid,
-            "accession_number": study.accession_number,
-            "study_date": study.study_date,
-        }
-
-    def get_patient(self, report):
-        patient = report.study.patient
-        return {"id": patient.pk, "mrn": patient.mrn, "full_name": patient.full_name}
-
-    def get_status(self, report):
+    def get_status(self, report) -> str | None:
         versions = self.readable_versions(report)
         return versions[0].status if versions else None
 
-    def get_pdf_url(self, report):
+    def get_version(self, report) -> int | None:
+        versions = self.readable_versions(report)
+        return versions[0].number if versions else None
+
+    def get_pdf_url(self, report) -> str:
         return reverse("api-report-pdf", kwargs={"pk": report.pk}, request=self.context.get("request"))
 
+
+class ReportSerializer(ReportSummarySerializer):
+    """A report with every version the caller may read (a patient: signed ones only), newest first."""
+
+    versions = serializers.SerializerMethodField()
+
+    class Meta(ReportSummarySerializer.Meta):
+        fields = (*ReportSummarySerializer.Meta.fields, "versions")
+
+    @extend_schema_field(ReportVersionSerializer(many=True))
     def get_versions(self, report):
         return ReportVersionSerializer(self.readable_versions(report), many=True, context=self.context).data

@@ -46,6 +46,7 @@ def test_signed_pdf_holds_patient_finding_measurements_version_and_signature(sig
     assert "Demo model, not for clinical use" in text
     assert "chest-ct-vgg16 3" in text
     assert "Spiculated right upper lobe mass" in text
+    assert "50 mm" in text, "the key images carry a scale bar (0.7 mm pixels)"
     assert "version 1" in text and "FINAL" in text
     assert f"Electronically signed by {north.doctor.full_name}" in text
     assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text

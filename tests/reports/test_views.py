@@ -137,18 +137,21 @@ def test_the_api_lists_reports_of_the_key_hospital_and_streams_the_pdf(api_clien
     listing = api_client.get("/api/v1/reports/", **bearer(north))
     assert listing.status_code == 200
     [row] = listing.json()["results"]
-    assert row["id"] == signed.report_id and row["status"] == "final"
-    assert row["versions"][0]["analyses"][0]["predicted_class"] == "adenocarcinoma"
+    assert (row["id"], row["status"], row["version"]) == (signed.report_id, "final", 1)
+    assert "Spiculated" not in str(row), "lists carry no clinical text: reading it is a recorded view"
 
     detail = api_client.get(f"/api/v1/reports/{signed.report_id}/", **bearer(north))
     assert detail.json()["versions"][0]["impression"].startswith("Spiculated")
-    pdf = api_client.get(f"/api/v1/reports/{signed.report_id}/pdf", **bearer(north))
+    assert detail.json()["versions"][0]["analyses"][0]["predicted_class"] == "adenocarcinoma"
+    assert AuditEvent.objects.filter(actor=north.api_key.user, action=AuditAction.VIEW).count() == 1
+    pdf = api_client.get(f"/api/v1/reports/{signed.report_id}/pdf", HTTP_ACCEPT="application/pdf", **bearer(north))
     assert pdf.status_code == 200 and read_body(pdf).startswith(b"%PDF")
     assert AuditEvent.objects.filter(actor=north.api_key.user, action=AuditAction.DOWNLOAD).exists()
 
     assert api_client.get("/api/v1/reports/", **bearer(south)).json()["results"] == []
     assert api_client.get(f"/api/v1/reports/{signed.report_id}/", **bearer(south)).status_code == 404
-    assert api_client.get(f"/api/v1/reports/{signed.report_id}/pdf", **bearer(south)).status_code == 404
+    refused = api_client.get(f"/api/v1/reports/{signed.report_id}/pdf", HTTP_ACCEPT="application/pdf", **bearer(south))
+    assert refused.status_code == 404 and refused.json() == {"detail": "No Report matches the given query."}
 
 
 def test_through_the_api_a_patient_sees_only_signed_versions(api_client, north, signed):
@@ -158,8 +161,10 @@ def test_through_the_api_a_patient_sees_only_signed_versions(api_client, north, 
     api_client.force_authenticate(north.patient_user)
 
     [row] = api_client.get("/api/v1/reports/").json()["results"]
-    assert [version["number"] for version in row["versions"]] == [1]
-    assert "Draft amendment text." not in str(row)
+    assert (row["status"], row["version"]) == ("final", 1)
+    detail = api_client.get(f"/api/v1/reports/{signed.report_id}/").json()
+    assert [version["number"] for version in detail["versions"]] == [1]
+    assert "Draft amendment text." not in str(detail)
 
 
 def test_hospital_admins_read_reports_in_the_admin_but_cannot_change_them(client, north, south, signed):

@@ -32,7 +32,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 #: Larger PNG/JPG images are refused before decoding (a decompression bomb needs no zip).
-MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 class FailureReason(IntEnum):
@@ -436,7 +436,7 @@ def _to_grey8(image):
     from PIL import Image
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
+        pixels = np.asarray(image, dtype=np.float32)
         low, high = float(pixels.min()), float(pixels.max())
         scaled = np.zeros_like(pixels) if high <= low else (pixels - low) * (255.0 / (high - low))
         return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")

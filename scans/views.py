@@ -7,8 +7,9 @@ the CSRF token as the ``X-CSRFToken`` header, e.g. the value of the ``csrftoken`
 1. ``POST /upload/batches/`` (``upload-batch-create``) with the form field ``patient`` (a patient id, or
    empty to match each DICOM file's PatientID) -> 201 ``{"id", "files_url", "close_url", "detail_url"}``;
    400 ``{"errors": {...}}`` for a patient the user may not choose.
-2. ``POST files_url`` (``upload-batch-files``), multipart with any number of ``files`` parts, as many
-   times as needed -> 200 ``{"files": [{"name", "results": [{"name", "outcome", "reason",
+2. ``POST files_url`` (``upload-batch-files``), multipart with any number of ``files`` parts (and
+   optionally one ``paths`` field per file, its path within an uploaded folder), as many times as
+   needed -> 200 ``{"files": [{"name", "results": [{"name", "outcome", "reason",
    "failure_reason"}]}]}`` (a zip archive has one result per entry).
 3. ``POST close_url`` (``upload-batch-close``) -> 200 ``{"detail_url", "counts": {"stored", "duplicate",
    "rejected"}}``; closing completes the series and queues their analysis.
@@ -26,9 +27,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from ml.models import AnalysisStatus
+from ml.services import current_analyses_by_series
+from reports.models import Report
+from reports.rendering import build_finding
 from scans.forms import UploadStartForm
 from scans.models import FileOutcome, Series, Study, UploadBatch
 from scans.services import UploadNotAllowed, close_batch, ingest_file, open_batch
+from scans.viewer import viewer_state
 
 UPLOAD_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN, Role.PATIENT)
 STAFF_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN)
@@ -36,7 +42,15 @@ WORKLIST_PAGE_SIZE = 50
 
 
 def _posted_files(request):
-    return request.FILES.getlist("files")
+    """The posted files with the names to record: the ``paths`` fields, when the script sends one per file.
+
+    Django keeps only the last part of an uploaded file's name; a folder upload sends each file's path
+    within the folder as a ``paths`` field, so that the summary tells ``CD1/IM0001`` from ``CD2/IM0001``.
+    """
+    files = request.FILES.getlist("files")
+    paths = request.POST.getlist("paths")
+    names = paths if len(paths) == len(files) else [uploaded.name for uploaded in files]
+    return list(zip(names, files, strict=True))
 
 
 def _open_web_batch(request, form):
@@ -53,11 +67,11 @@ def _open_web_batch(request, form):
         return None
 
 
-def _ingest_posted(batch, files):
+def _ingest_posted(batch, named_files):
     answers = []
-    for uploaded in files:
-        results = ingest_file(batch=batch, name=uploaded.name, fileobj=uploaded)
-        answers.append({"name": uploaded.name, "results": [_result_json(result) for result in results]})
+    for name, uploaded in named_files:
+        results = ingest_file(batch=batch, name=name, fileobj=uploaded)
+        answers.append({"name": name, "results": [_result_json(result) for result in results]})
     return answers
 
 
@@ -169,6 +183,33 @@ def worklist(request):
 
 @role_required(*STAFF_ROLES)
 def study_detail(request, pk):
+    """The doctor's page for one study: the viewer of one series, the AI findings, the report editor."""
     study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
-    series = study.series.annotate(instance_count=Count("instances")).order_by("series_number", "pk")
-    return render(request, "scans/study_detail.html", {"study": study, "series_list": series})
+    series_list = list(
+        Series.objects.visible_to(request.user).filter(study=study)
+        .annotate(instance_count=Count("instances")).order_by("series_number", "pk")
+    )
+    analyses = current_analyses_by_series(user=request.user, series_ids=[series.pk for series in series_list])
+    shown = _series_to_show(series_list, request.GET.get("series", ""), analyses)
+    findings = [
+        build_finding(analyses[series.pk]) for series in series_list
+        if series.pk in analyses and analyses[series.pk].status == AnalysisStatus.SUCCEEDED
+    ]
+    context = {
+        "study": study,
+        "series_list": series_list,
+        "shown": shown,
+        "viewer_state": viewer_state(request, shown) if shown else None,
+        "findings": findings,
+        "has_report": Report.objects.visible_to(request.user).filter(study=study).exists(),
+    }
+    return render(request, "scans/study_detail.html", context)
+
+
+def _series_to_show(series_list, requested, analyses):
+    """The series asked for in the URL, else the first one with an analysis, else the first one."""
+    by_id = {str(series.pk): series for series in series_list}
+    if requested in by_id:
+        return by_id[requested]
+    analysed = [series for series in series_list if series.pk in analyses]
+    return (analysed or series_list or [None])[0]

@@ -83,6 +83,7 @@ function showOutcome(entry, results) {
   entry.bar.value = 1;
   entry.outcome.replaceChildren();
   if (results.length === 1 && results[0].name === displayName(entry.file)) {
+    // A single file (a zip archive answers with one result per entry, named archive/entry).
     const [result] = results;
     entry.outcome.append(badge(result.outcome, result.outcome));
     if (result.reason) entry.outcome.append(` ${result.reason}`);
@@ -128,7 +129,10 @@ function post(url, body, onProgress) {
 
 async function sendChunk(filesUrl, chunk, reportBytes) {
   const body = new FormData();
-  for (const entry of chunk) body.append("files", entry.file, displayName(entry.file));
+  for (const entry of chunk) {
+    body.append("files", entry.file, entry.file.name);
+    body.append("paths", displayName(entry.file));
+  }
   const onProgress = (loaded) => {
     // Spread the request's bytes over its files in order: each bar fills as its part is sent.
     let offset = 0;

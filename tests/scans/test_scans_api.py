@@ -106,3 +106,17 @@ def test_session_auth_works_for_staff_and_patients_cannot_list(api_client, north
     assert api_client.get("/api/v1/studies/").json()["count"] == 1
     api_client.force_login(north.patient_user)
     assert api_client.get("/api/v1/studies/").status_code == 403
+
+
+def test_openapi_schema_of_the_scans_api_has_no_warnings():
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+
+    GENERATOR_STATS.reset()
+    with GENERATOR_STATS.silence():
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+    complaints = [m for m in [*GENERATOR_STATS._warn_cache, *GENERATOR_STATS._error_cache]
+                  if "scans/api" in m or "scans/serializers" in m or "Upload" in m or "StudyViewSet" in m
+                  or "SeriesViewSet" in m or "InstanceViewSet" in m]
+    assert complaints == []
+    assert {"/api/v1/uploads/", "/api/v1/studies/", "/api/v1/series/", "/api/v1/instances/"} <= set(schema["paths"])

@@ -156,3 +156,12 @@ def test_outcome_rows_are_kept_for_reload(client, north):
     page = client.get(urls["detail_url"]).content.decode()
     assert "notes.txt" in page and "Not a DICOM file" in page
     assert UploadBatch.objects.get().files.get().outcome == FileOutcome.REJECTED
+
+
+def test_folder_paths_sent_by_the_script_name_the_files(client, north, write_ct_series):
+    client.force_login(north.doctor)
+    urls = client.post(reverse("upload-batch-create"), {"patient": ""}).json()
+    path = write_ct_series(slices=1)[0]
+    answer = client.post(urls["files_url"], {"files": [upload_of(path, "IM0001")], "paths": ["CD1/DICOM/IM0001"]})
+    assert answer.json()["files"][0]["results"][0]["name"] == "CD1/DICOM/IM0001"
+    assert UploadBatch.objects.get().files.get().name == "CD1/DICOM/IM0001"

@@ -207,7 +207,8 @@ class InstanceSearchView(DicomWebView):
 class RetrieveView(DicomWebView):
     """``/studies/{study}[/series/{series}[/instances/{instance}]]``: the DICOM files, streamed as multipart.
 
-    POST on a study URL is STOW-RS into that study.
+    Files go out as they were stored: a ``transfer-syntax`` asked for in Accept is not transcoded
+    to; each part's Content-Type names the syntax it is in. POST on a study URL is STOW-RS into it.
     """
 
     def get(self, request, study_uid, series_uid=None, instance_uid=None):

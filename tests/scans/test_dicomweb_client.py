@@ -5,18 +5,32 @@ import numpy as np
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
-from requests import HTTPError
+from requests import HTTPError, Session
 
 from tests.scans.conftest import pydicom_file
 
 
-def client_for(live_server, world):
-    return DICOMwebClient(url=f"{live_server.url}/dicomweb", headers={"Authorization": f"Bearer {world.api_secret}"})
+@pytest.fixture
+def client_for(live_server):
+    """dicomweb-client for a hospital's API key; its keep-alive connections close before the live server stops."""
+    sessions = []
+
+    def client(world):
+        sessions.append(Session())
+        return DICOMwebClient(
+            url=f"{live_server.url}/dicomweb",
+            headers={"Authorization": f"Bearer {world.api_secret}"},
+            session=sessions[-1],
+        )
+
+    yield client
+    for session in sessions:
+        session.close()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dicomweb_client_stores_searches_and_retrieves_within_its_hospital(live_server, north, south, write_ct_series):
-    pacs = client_for(live_server, north)
+def test_dicomweb_client_stores_searches_and_retrieves_within_its_hospital(client_for, north, south, write_ct_series):
+    pacs = client_for(north)
     paths = write_ct_series(slices=8, size=64, patient_id="MRN-DWC-1", patient_name="Client^Test")
     datasets = [pydicom.dcmread(path) for path in paths] + [pydicom.dcmread(pydicom_file("CT_small.dcm"))]
 
@@ -43,7 +57,7 @@ def test_dicomweb_client_stores_searches_and_retrieves_within_its_hospital(live_
     png = pacs.retrieve_instance_rendered(study_uid, series_uid, sop_uid, media_types=("image/png",))
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED).shape == (64, 64)
 
-    thief = client_for(live_server, south)
+    thief = client_for(south)
     assert thief.search_for_studies() == []
     assert thief.search_for_series(study_uid) == []
     with pytest.raises(HTTPError) as refused:
@@ -52,8 +66,8 @@ def test_dicomweb_client_stores_searches_and_retrieves_within_its_hospital(live_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dicomweb_client_sees_a_partial_failure(live_server, north):
-    pacs = client_for(live_server, north)
+def test_dicomweb_client_sees_a_partial_failure(client_for, north):
+    pacs = client_for(north)
     good = pydicom.dcmread(pydicom_file("CT_small.dcm"))
     structured_report = pydicom.dcmread(pydicom_file("test-SR.dcm"))
 

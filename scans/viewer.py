@@ -229,7 +229,7 @@ def viewer_state(request, series):
             "tumourProbabilities": tumour_probabilities(analysis),
             "maskUrl": (mask_base.replace("/0/mask.png", "/{index}/mask.png") + f"?analysis={analysis.pk}")
             if analysis.masks_file else "",
-            "largestSlice": (analysis.measurements or {}).get("largest_slice"),
+            "largestSlice": (analysis.measurements or {}).get("largest_area_slice_index"),
         }
     return state
 

@@ -37,7 +37,7 @@ def store_analysed_series(world, *, slices=8, size=64):
         class_probabilities={"adenocarcinoma": 0.06, "large_cell_carcinoma": 0.81, "squamous_cell_carcinoma": 0.08,
                              "normal": 0.05},
         slice_probabilities=[[0.0, p, 0.0, 1.0 - p] for p in tumour],
-        measurements={"largest_slice": int(areas.argmax())},
+        measurements={"largest_area_slice_index": int(areas.argmax())},
     )
     buffer = io.BytesIO()
     np.savez_compressed(buffer, masks=phantom.masks)
@@ -93,36 +93,91 @@ def test_doctor_scrolls_the_viewer_and_toggles_the_overlay(open_browser, worlds)
     doctor.screenshot("viewer-mediastinum-no-overlay")
 
 
-def test_doctor_signs_the_report_and_only_its_patient_downloads_the_pdf(open_browser, worlds):
-    from reports.services import create_draft_report
+def write_upload_files(directory, world, *, slices=8, size=64):
+    from ml.phantoms import generate_phantom_series, write_dicom_series
+
+    phantom = generate_phantom_series(label="large_cell_carcinoma", slices=slices, size=size, seed=3)
+    return write_dicom_series(phantom, directory, patient_id=world.patient.mrn, patient_name="Doe^Jane",
+                              study_description="CT chest phantom")
+
+
+def test_doctor_uploads_reviews_and_signs_then_only_the_patient_downloads_the_pdf(open_browser, worlds, tmp_path):
     from tests.factories import PatientWithLoginFactory
 
     north, south = worlds
     other_patient = PatientWithLoginFactory(hospital=north.hospital, user__email="other.patient@north.test")
-    _, analysis = store_analysed_series(north)
-    report = create_draft_report(analysis=analysis)
+    files = write_upload_files(tmp_path / "upload", north)
 
+    # The doctor uploads a generated series through the form.
     doctor = open_browser("doctor")
     page = doctor.log_in(north.doctor.email)
-    page.goto(f"/reports/{report.pk}/")
-    page.get_by_role("textbox", name="Impression").fill("Solid mass in the left lower lobe, 4 cm. No effusion.")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Upload").click()
+    page.get_by_label("Patient").select_option(str(north.patient.pk))
+    page.locator("#upload-files").set_input_files([str(path) for path in files])
+    doctor.screenshot("upload-chosen")
+    page.get_by_role("button", name="Upload").click()
+    summary_link = page.get_by_role("link", name="See the upload summary")
+    expect(summary_link).to_be_visible(timeout=90_000)
+    doctor.screenshot("upload-progress-done")
+    summary_link.click()
+    stored = page.locator(".stat").filter(has=page.locator(".stat-label", has_text=re.compile(r"^stored$")))
+    expect(stored.locator(".stat-value")).to_have_text("8")
+    doctor.screenshot("upload-summary")
+
+    # Progress reaches "analysed" on the study page (then "reported" once the draft exists), which shows the
+    # viewer, the findings and the report editor. Tasks run eagerly, so the upload's last request already
+    # carried the analysis through; the page must show its outcome.
+    page.get_by_role("link", name=re.compile(north.patient.full_name)).first.click()
+    status = page.locator(".live-status").first
+    expect(status).to_have_attribute("data-status", re.compile("^(analysed|reported)$"), timeout=60_000)
+    expect(page.get_by_role("heading", name="AI findings")).to_be_visible()
+    expect(page.locator("#study-findings .finding-class strong")).not_to_be_empty()
+    doctor.screenshot("study")
+
+    # The viewer scrolls with the wheel and the keys, and the overlay turns off and on.
+    viewer = page.locator("[data-viewer]")
+    stage = page.locator("[data-viewer-stage]")
+    expect(viewer).to_have_attribute("data-slice-index", re.compile(r"\d"))
+    stage.focus()
+    page.keyboard.press("Home")
+    expect(page.locator("[data-slice-position]")).to_have_text("1 of 8")
+    stage.hover()
+    page.mouse.wheel(0, 200)
+    expect(viewer).to_have_attribute("data-slice-index", re.compile(r"[1-7]"))
+    page.keyboard.press("End")
+    expect(page.locator("[data-slice-position]")).to_have_text("8 of 8")
+    page.keyboard.press("ArrowUp")
+    expect(page.locator("[data-slice-position]")).to_have_text("7 of 8")
+    expect(viewer).to_have_attribute("data-overlay", "on")
+    page.keyboard.press("o")
+    expect(viewer).to_have_attribute("data-overlay", "off")
+    page.keyboard.press("o")
+    expect(viewer).to_have_attribute("data-overlay", "on")
+    expect(page.locator("[data-probability-plot] polyline")).to_have_count(1)
+
+    # The doctor writes the impression and signs, re-entering the password.
+    impression = page.get_by_role("textbox", name="Impression")
+    impression.fill("Solid mass in the left lower lobe. No pleural effusion.")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("textbox", name="Impression")).to_have_value(re.compile("Solid mass"))
-    doctor.screenshot("report-draft")
-    page.get_by_role("textbox", name="Re-enter your password").fill("not my password")
+    password = page.get_by_label("Re-enter your password")
+    password.fill("not my password")
     page.get_by_role("button", name="Sign report").click()
     expect(page.get_by_text("That password is not correct")).to_be_visible()
-    page.get_by_role("textbox", name="Re-enter your password").fill(PASSWORD)
+    page.get_by_label("Re-enter your password").fill(PASSWORD)
     page.get_by_role("button", name="Sign report").click()
     expect(page.locator("h1 .badge")).to_have_text(re.compile("Final"))
+    report_url = page.url
     doctor.screenshot("report-signed")
 
+    # The patient reads the report and downloads the PDF.
     patient = open_browser("patient")
     page = patient.log_in(north.patient.user.email)
     expect(page).to_have_url(re.compile(r"/my/reports/$"))
     patient.screenshot("my-reports")
     page.get_by_role("link", name="Read report").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Your CT report")
+    expect(page.get_by_text("Solid mass in the left lower lobe")).to_be_visible()
     patient.screenshot("report")
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download PDF").click()
@@ -131,9 +186,11 @@ def test_doctor_signs_the_report_and_only_its_patient_downloads_the_pdf(open_bro
     with open(download.path(), "rb") as pdf:
         assert pdf.read(5) == b"%PDF-"
 
+    # Another patient of the hospital, and a patient of another hospital, find nothing there.
+    report_path = re.sub(r"^https?://[^/]+", "", report_url)
     for who, person in (("other-patient", other_patient.user), ("other-hospital", south.patient.user)):
         stranger = open_browser(who)
         stranger.log_in(person.email)
-        assert stranger.open_refused(f"/reports/{report.pk}/") == 404
-        assert stranger.open_refused(f"/reports/{report.pk}/pdf/") == 404
+        assert stranger.open_refused(report_path) == 404
+        assert stranger.open_refused(f"{report_path}pdf/") == 404
         stranger.screenshot("report-not-found")

@@ -26,7 +26,7 @@ def analyse(series, *, masks, tumour_probabilities):
         predicted_class="large_cell_carcinoma",
         # CLASS_NAMES order: adenocarcinoma, large cell, squamous cell, normal.
         slice_probabilities=[[0.0, p, 0.0, 1.0 - p] for p in tumour_probabilities],
-        measurements={"largest_slice": 2},
+        measurements={"largest_area_slice_index": 2},
     )
     buffer = io.BytesIO()
     np.savez_compressed(buffer, masks=masks)

@@ -112,15 +112,54 @@ def _locked_draft(version):
     return version
 
 
+def _write_text(version, *, impression, recommendation):
+    """Put the doctor's text on a locked draft; True if anything changed."""
+    impression, recommendation = impression.strip(), recommendation.strip()
+    if (version.impression, version.recommendation) == (impression, recommendation):
+        return False
+    version.impression, version.recommendation = impression, recommendation
+    version.save(update_fields=["impression", "recommendation", "updated_at"])
+    return True
+
+
+def _write_conclusion(version, *, doctor, conclusion_class, reason, request):
+    """Put the doctor's conclusion on a locked draft and record an override event; True if anything changed."""
+    reason = (reason or "").strip()
+    if conclusion_class and conclusion_class not in CLASS_LABELS:
+        raise ReportError("Choose one of the listed findings.")
+    ai_classes = set(version.analyses.values_list("predicted_class", flat=True))
+    if ai_classes == {conclusion_class}:
+        conclusion_class = ""
+    if conclusion_class and not reason:
+        raise ReportError("Give a reason when your conclusion differs from the AI finding.")
+    reason = reason if conclusion_class else ""
+    previous = version.conclusion_class
+    if (previous, version.override_reason) == (conclusion_class, reason):
+        return False
+    version.conclusion_class, version.override_reason = conclusion_class, reason
+    version.save(update_fields=["conclusion_class", "override_reason", "updated_at"])
+    record_event(
+        action=AuditAction.OVERRIDE,
+        target=version,
+        actor=doctor,
+        request=request,
+        detail={
+            "ai_classes": sorted(ai_classes),
+            "conclusion": conclusion_class or "agrees with AI",
+            "previous_conclusion": previous or "agrees with AI",
+            "reason": reason,
+        },
+    )
+    return True
+
+
 def update_draft(*, version, doctor, impression, recommendation):
-    """Save the doctor's text on a draft and re-render its PDF."""
+    """Save the doctor's impression and recommendation on a draft; its PDF is rendered again."""
     with transaction.atomic():
         version = _locked_draft(version)
         _check_may_edit(report=version.report, doctor=doctor)
-        version.impression = impression.strip()
-        version.recommendation = recommendation.strip()
-        version.save(update_fields=["impression", "recommendation", "updated_at"])
-        queue_pdf_render(version)
+        if _write_text(version, impression=impression, recommendation=recommendation):
+            queue_pdf_render(version)
     return version
 
 
@@ -128,37 +167,25 @@ def override_ai_class(*, version, doctor, conclusion_class, reason, request=None
     """Record the doctor's conclusion. Blank (or the AI's own class) means the doctor agrees with the AI;
     any other class needs a reason, which the PDF prints next to the AI finding.
     """
-    reason = (reason or "").strip()
-    if conclusion_class and conclusion_class not in CLASS_LABELS:
-        raise ReportError("Choose one of the listed findings.")
     with transaction.atomic():
         version = _locked_draft(version)
         _check_may_edit(report=version.report, doctor=doctor)
-        ai_classes = set(version.analyses.values_list("predicted_class", flat=True))
-        if ai_classes == {conclusion_class}:
-            conclusion_class = ""
-        if conclusion_class and not reason:
-            raise ReportError("Give a reason when your conclusion differs from the AI finding.")
-        previous = version.conclusion_class
-        reason = reason if conclusion_class else ""
-        if (previous, version.override_reason) == (conclusion_class, reason):
-            return version
-        version.conclusion_class = conclusion_class
-        version.override_reason = reason
-        version.save(update_fields=["conclusion_class", "override_reason", "updated_at"])
-        record_event(
-            action=AuditAction.OVERRIDE,
-            target=version,
-            actor=doctor,
-            request=request,
-            detail={
-                "ai_classes": sorted(ai_classes),
-                "conclusion": conclusion_class or "agrees with AI",
-                "previous_conclusion": previous or "agrees with AI",
-                "reason": version.override_reason,
-            },
+        if _write_conclusion(version, doctor=doctor, conclusion_class=conclusion_class, reason=reason, request=request):
+            queue_pdf_render(version)
+    return version
+
+
+def save_draft(*, version, doctor, impression, recommendation, conclusion_class, override_reason, request=None):
+    """The editor's form: text and conclusion together, all or nothing, with one PDF render."""
+    with transaction.atomic():
+        version = _locked_draft(version)
+        _check_may_edit(report=version.report, doctor=doctor)
+        text_changed = _write_text(version, impression=impression, recommendation=recommendation)
+        conclusion_changed = _write_conclusion(
+            version, doctor=doctor, conclusion_class=conclusion_class, reason=override_reason, request=request
         )
-        queue_pdf_render(version)
+        if text_changed or conclusion_changed:
+            queue_pdf_render(version)
     return version
 
 

@@ -90,13 +90,17 @@ def signer_uses_totp(user):
 @login_required
 def report_detail(request, pk):
     """The doctor's editor, or the patient's reading view of the latest signed version."""
-    report = visible_report(request, pk)
+    return render_report_page(request, visible_report(request, pk), version_number=request.GET.get("version"))
+
+
+def render_report_page(request, report, *, version_number=None, draft_form=None, status=200):
+    """Show one version (the latest readable one unless a number is given); each showing is audited."""
     versions = list(visible_versions(request, report))
     if not versions:
         raise Http404
     shown = versions[0]
-    if request.GET.get("version"):
-        shown = next((v for v in versions if str(v.number) == request.GET["version"]), None)
+    if version_number:
+        shown = next((version for version in versions if str(version.number) == version_number), None)
         if shown is None:
             raise Http404
     record_event(action=AuditAction.VIEW, target=shown, request=request, detail={"version": shown.number})
@@ -105,7 +109,9 @@ def report_detail(request, pk):
         return render(request, "reports/patient_report.html", context)
     context.update(editor_context(request, report, versions))
     context["shown"] = shown
-    return render(request, "reports/report_detail.html", context)
+    if draft_form is not None:
+        context["draft_form"] = draft_form
+    return render(request, "reports/report_detail.html", context, status=status)
 
 
 def _editor_action(request, pk, action):
@@ -121,30 +127,22 @@ def _editor_action(request, pk, action):
 @require_POST
 @role_required(Role.DOCTOR)
 def report_edit(request, pk):
+    """Save the draft; a refused save shows the editor again with the doctor's text and the reason."""
+    report = visible_report(request, pk)
+    draft = report.open_draft()
+    if draft is None:
+        messages.error(request, "This report has no draft to edit; amend it to make changes.")
+        return redirect("report-detail", pk=report.pk)
     form = DraftForm(request.POST)
-
-    def save(report):
-        draft = report.open_draft()
-        if draft is None:
-            raise services.ReportError("This report has no draft to edit; amend it to make changes.")
-        if not form.is_valid():
-            raise services.ReportError("Please check the fields of the draft.")
-        services.update_draft(
-            version=draft,
-            doctor=request.user,
-            impression=form.cleaned_data["impression"],
-            recommendation=form.cleaned_data["recommendation"],
-        )
-        services.override_ai_class(
-            version=draft,
-            doctor=request.user,
-            conclusion_class=form.cleaned_data["conclusion_class"],
-            reason=form.cleaned_data["override_reason"],
-            request=request,
-        )
-        messages.success(request, "Draft saved.")
-
-    return _editor_action(request, pk, save)
+    if form.is_valid():
+        try:
+            services.save_draft(version=draft, doctor=request.user, request=request, **form.cleaned_data)
+        except services.ReportError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Draft saved.")
+            return redirect("report-detail", pk=report.pk)
+    return render_report_page(request, report, draft_form=form, status=400)
 
 
 @require_POST

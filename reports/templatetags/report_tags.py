@@ -2,6 +2,8 @@
 
 from django import template
 
+from portal.audit import record_event
+from portal.models import AuditAction
 from reports.models import Report
 from reports.views import editor_context, visible_versions
 
@@ -15,4 +17,11 @@ def report_panel(context, study):
     if report is None:
         return {"report": None, "request": request}
     versions = list(visible_versions(request, report))
+    if versions:
+        record_event(
+            action=AuditAction.VIEW,
+            target=versions[0],
+            request=request,
+            detail={"version": versions[0].number, "via": "study page"},
+        )
     return {**editor_context(request, report, versions), "request": request, "csrf_token": context.get("csrf_token")}

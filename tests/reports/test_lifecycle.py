@@ -169,6 +169,29 @@ def test_an_amendment_is_a_new_signed_version_and_the_earlier_one_stays_readable
     assert AuditAction.AMEND in audit_actions(amendment)
 
 
+def test_the_patient_is_emailed_when_an_amendment_is_signed(signed, north, django_capture_on_commit_callbacks):
+    mail.outbox.clear()
+    amendment = services.amend_report(report=signed.report, doctor=north.doctor, amendment_note="Corrected.")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.sign_report(version=amendment, doctor=north.doctor, password=DEFAULT_PASSWORD)
+
+    assert [message.to for message in mail.outbox] == [[north.patient_user.email]]
+    assert "amended" in mail.outbox[0].body
+
+
+def test_a_patient_without_a_login_gets_no_email(analysis, north, django_capture_on_commit_callbacks):
+    patient = analysis.series.study.patient
+    patient.user = None
+    patient.save(update_fields=["user"])
+    version = services.create_draft_report(analysis=analysis).versions.get()
+    services.update_draft(version=version, doctor=north.doctor, impression="Mass.", recommendation="")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.sign_report(version=version, doctor=north.doctor, password=DEFAULT_PASSWORD)
+    services.notify_patient(version=version)
+
+    assert callbacks and mail.outbox == []
+
+
 def test_an_override_needs_a_reason_and_is_recorded(draft, north):
     with pytest.raises(services.ReportError, match="reason"):
         services.override_ai_class(version=draft, doctor=north.doctor, conclusion_class="normal", reason="")

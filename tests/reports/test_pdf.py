@@ -52,6 +52,28 @@ def test_signed_pdf_holds_patient_finding_measurements_version_and_signature(sig
     assert f"Page 1 of {pages}" in text and f"Page {pages} of {pages}" in text
 
 
+def test_the_fonts_are_embedded(signed):
+    with signed.pdf.open("rb") as pdf:
+        reader = PdfReader(io.BytesIO(pdf.read()))
+    fonts = reader.pages[0]["/Resources"]["/Font"]
+    for font in fonts.values():
+        descriptor = font.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+        assert "/FontFile2" in descriptor, f"{font.get_object()['/BaseFont']} is not embedded"
+    assert len(fonts) >= 2
+
+
+def test_without_pixel_spacing_there_is_no_scale_bar(analysis):
+    from reports.rendering import build_key_image
+
+    key_image = analysis.key_images.first()
+    assert build_key_image(key_image, with_pixels=True).scale_bar is not None
+    analysis.series.has_physical_scale = False
+    analysis.series.save(update_fields=["has_physical_scale"])
+    key_image = analysis.key_images.select_related("analysis__series").first()
+    view = build_key_image(key_image, with_pixels=True)
+    assert view.scale_bar is None and "pixels" in view.caption
+
+
 def test_the_rendered_pdf_shows_the_key_images_with_their_outline(analysis, tmp_path):
     from reports.pdf import render_report_pdf
     from reports.services import create_draft_report

@@ -85,14 +85,14 @@ def test_the_doctor_edits_overrides_and_signs_through_the_editor(client, north, 
     client.force_login(north.doctor)
     assert b"Sign report" in client.get(url).content
 
-    client.post(
+    refused = client.post(
         reverse("report-edit", args=[draft.report_id]),
         {"impression": "No mass.", "recommendation": "", "conclusion_class": "normal", "override_reason": ""},
     )
+    assert refused.status_code == 400
+    assert b"Give a reason" in refused.content and b"No mass." in refused.content, "the typed text is kept"
     draft.refresh_from_db()
-    assert draft.impression == "No mass." and draft.conclusion_class == ""
-    page = client.get(url)
-    assert b"Give a reason" in page.content
+    assert draft.impression == "" and draft.conclusion_class == "", "a refused save changes nothing"
 
     client.post(
         reverse("report-edit", args=[draft.report_id]),
@@ -175,3 +175,15 @@ def test_hospital_admins_read_reports_in_the_admin_but_cannot_change_them(client
     assert response.status_code == 403
     client.force_login(south.admin)
     assert client.get(reverse("admin:reports_reportversion_change", args=[signed.pk])).status_code in (302, 404)
+
+
+def test_the_report_panel_on_the_study_page_is_recorded_as_a_view(rf, north, draft):
+    from django.template import Context, Template
+
+    request = rf.get("/studies/")
+    request.user = north.doctor
+    html = Template("{% load report_tags %}{% report_panel study %}").render(
+        Context({"request": request, "study": draft.report.study})
+    )
+    assert "Sign report" in html
+    assert AuditEvent.objects.get(action=AuditAction.VIEW).detail == {"version": 1, "via": "study page"}

@@ -63,29 +63,6 @@ def accounts_rows(world):
 
 
 @victim_data
-def dicomweb_rows(world):
-    """A study, series and instance for the DICOMweb URLs, which take DICOM UIDs rather than primary keys."""
-    from tests.factories import InstanceFactory, SeriesFactory, StudyFactory
-
-    study = StudyFactory(
-        hospital=world.hospital, patient=world.patient, study_instance_uid="1.2.826.0.1.3680043.9.7777.1",
-        accession_number="VICTIMACC77",
-    )
-    series = SeriesFactory(study=study, series_instance_uid="1.2.826.0.1.3680043.9.7777.2")
-    instance = InstanceFactory(series=series, sop_instance_uid="1.2.826.0.1.3680043.9.7777.3")
-    return Planted(
-        objects=[study, series, instance],
-        markers=[study.study_instance_uid, series.series_instance_uid, instance.sop_instance_uid, "VICTIMACC77"],
-        url_values={
-            "study_uid": [study.study_instance_uid],
-            "series_uid": [series.series_instance_uid],
-            "instance_uid": [instance.sop_instance_uid],
-            "frame_list": ["1"],
-        },
-    )
-
-
-@victim_data
 def scans_rows(world):
     """A study with a real stored DICOM file, and the upload batch that brought it, with its rejected sibling."""
     import tempfile
@@ -135,6 +112,7 @@ def scans_rows(world):
             "study_uid": [study.study_instance_uid],
             "series_uid": [series.series_instance_uid],
             "instance_uid": [instance.sop_instance_uid],
+            "frame_list": ["1"],
         },
     )
 

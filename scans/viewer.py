@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from ml.labels import CLASS_NAMES
 from ml.models import Analysis, AnalysisStatus
 from scans.models import Instance, Series, SeriesStatus
 
@@ -187,8 +188,6 @@ def _private_png(request, *, etag, render_png):
 
 def tumour_probabilities(analysis):
     """Per slice, the probability of any tumour class (1 - p(normal)), in slice order."""
-    from ml.networks import CLASS_NAMES
-
     normal = CLASS_NAMES.index("normal")
     return [round(1.0 - row[normal], 4) for row in analysis.slice_probabilities if len(row) > normal]
 

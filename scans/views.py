@@ -19,7 +19,7 @@ Only the uploader may add files to a batch, and only until it is closed (409 aft
 """
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,6 +35,7 @@ from scans.forms import UploadStartForm
 from scans.models import FileOutcome, Series, Study, UploadBatch
 from scans.services import UploadNotAllowed, close_batch, ingest_file, open_batch
 from scans.viewer import viewer_state
+from scans.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
 
 UPLOAD_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN, Role.PATIENT)
 STAFF_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN)
@@ -169,16 +170,17 @@ def upload_batch_detail(request, pk):
 
 @role_required(*STAFF_ROLES)
 def worklist(request):
-    """The hospital's studies, newest first, with their series' modalities, sizes and statuses."""
-    studies = (
-        Study.objects.visible_to(request.user)
-        .select_related("patient")
-        .annotate(series_count=Count("series", distinct=True), instance_count=Count("series__instances"))
-        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
-        .order_by("-study_date", "-created_at", "-pk")
+    """The hospital's studies, those waiting for a doctor's review first; searchable, filterable, sortable."""
+    filters = WorklistFilterForm(request.GET or None)
+    page = Paginator(worklist_studies(user=request.user, filters=filters), WORKLIST_PAGE_SIZE).get_page(
+        request.GET.get("page")
     )
-    page = Paginator(studies, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "scans/worklist.html", {"page": page, "studies": page.object_list})
+    context = {
+        "page": page, "studies": label_ai_classes(page.object_list), "filters": filters,
+        "is_filtered": bool(request.GET),
+        "processing_statuses": PROCESSING_STATUSES,
+    }
+    return render(request, "scans/worklist.html", context)
 
 
 @role_required(*STAFF_ROLES)

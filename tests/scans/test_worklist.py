@@ -1,0 +1,83 @@
+"""The worklist: what a doctor of the hospital sees first, and how they find a study."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+
+from reports.models import Report, ReportVersion, VersionStatus
+from tests.factories import AnalysisFactory, PatientFactory, SeriesFactory, StudyFactory
+
+
+def study_of(world, *, name, mrn, date, status="analysed", report_status=None, ai_class="adenocarcinoma"):
+    patient = PatientFactory(hospital=world.hospital, full_name=name, mrn=mrn)
+    study = StudyFactory(hospital=world.hospital, patient=patient, study_date=date)
+    series = SeriesFactory(study=study, status=status)
+    if status in ("analysed", "reported"):
+        AnalysisFactory(series=series, predicted_class=ai_class)
+    if report_status:
+        report = Report.objects.create(hospital=world.hospital, study=study)
+        ReportVersion.objects.create(hospital=world.hospital, report=report, number=1, status=report_status)
+    return study
+
+
+def names_on(client, **query):
+    response = client.get(reverse("worklist"), query)
+    assert response.status_code == 200
+    return [study.patient.full_name for study in response.context["studies"]], response.content.decode()
+
+
+@pytest.fixture
+def worklist(north, south, client):
+    study_of(north, name="Signed Sam", mrn="MRN-S1", date=datetime.date(2026, 1, 10),
+             report_status=VersionStatus.FINAL)
+    study_of(north, name="Draft Dora", mrn="MRN-D1", date=datetime.date(2025, 6, 1),
+             report_status=VersionStatus.DRAFT, ai_class="large_cell_carcinoma")
+    study_of(north, name="Busy Bob", mrn="MRN-B1", date=datetime.date(2026, 3, 1), status="analysing")
+    study_of(north, name="Failed Fay", mrn="MRN-F1", date=datetime.date(2026, 2, 1), status="failed")
+    study_of(south, name="Southern Sue", mrn="MRN-X1", date=datetime.date(2026, 3, 5),
+             report_status=VersionStatus.DRAFT)
+    client.force_login(north.doctor)
+    return client
+
+
+def test_studies_needing_review_come_first_then_newest(worklist):
+    names, html = names_on(worklist)
+    assert names == ["Draft Dora", "Busy Bob", "Failed Fay", "Signed Sam"]
+    assert "Southern Sue" not in html
+    assert "Needs review" in html and "Large cell carcinoma" in html
+    # A series still analysing carries its progress URL for live updates.
+    assert 'data-series-progress="/series/' in html
+
+
+def test_search_by_name_or_mrn(worklist):
+    assert names_on(worklist, q="dora")[0] == ["Draft Dora"]
+    assert names_on(worklist, q="mrn-b")[0] == ["Busy Bob"]
+    assert names_on(worklist, q="sue")[0] == []
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("needs_review", ["Draft Dora"]),
+    ("processing", ["Busy Bob"]),
+    ("failed", ["Failed Fay"]),
+    ("signed", ["Signed Sam"]),
+])
+def test_filter_by_status(worklist, status, expected):
+    assert names_on(worklist, status=status)[0] == expected
+
+
+def test_filter_by_date_and_sort_by_patient(worklist):
+    assert names_on(worklist, date_from="2026-01-01", date_to="2026-02-28", sort="patient")[0] == [
+        "Failed Fay", "Signed Sam",
+    ]
+    assert names_on(worklist, sort="oldest")[0] == ["Draft Dora", "Signed Sam", "Failed Fay", "Busy Bob"]
+
+
+def test_pages_keep_the_filters(worklist, north, settings, monkeypatch):
+    import scans.views
+
+    monkeypatch.setattr(scans.views, "WORKLIST_PAGE_SIZE", 2)
+    names, html = names_on(worklist, sort="patient")
+    assert names == ["Draft Dora", "Busy Bob"]
+    assert "?sort=patient&amp;page=2" in html
+    assert names_on(worklist, sort="patient", page=2)[0] == ["Failed Fay", "Signed Sam"]

@@ -80,7 +80,7 @@ def _convolution_block(tensor, *, filters: int, name: str):
     for index in (1, 2):
         tensor = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                name=f"{name}_conv{index}")(tensor)
-        tensor = layers.BatchNormalization(name=f"{name}_norm{index}")(tensor)
+        tensor = layers.BatchNormalization(momentum=0.9, name=f"{name}_norm{index}")(tensor)
         tensor = layers.Activation("relu", name=f"{name}_relu{index}")(tensor)
     return tensor
 

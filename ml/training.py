@@ -465,7 +465,7 @@ def bootstrap_demo_models(
     )
     segmenter = train_segmenter(
         data_dir=segmentation_dir, tracking_uri=tracking_uri, input_size=64, depth=3,
-        base_filters=16, epochs=15, batch_size=8, demo=True, patience=5,
+        base_filters=16, epochs=30, batch_size=8, learning_rate=3e-3, demo=True, patience=8,
         keep_existing_champion=True, seed=seed, artifact_location=artifact_location,
     )
     return classifier, segmenter

@@ -1,0 +1,94 @@
+"""Registry round trip and champion promotion in a throw-away SQLite MLflow store."""
+
+import numpy as np
+import pytest
+
+from ml.preprocessing import PreprocessingConfig
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+MODEL_NAME = "radassist-segmenter"
+PROMOTED_NAME = "promotion-test"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: creating MLflow's database schema takes seconds."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(store):
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def register(tracking_uri, *, score, metric="dice", is_demo=False, seed=0, model_name=MODEL_NAME):
+    import keras
+    import mlflow
+
+    from ml.networks import build_segmenter
+    from ml.registry import ensure_experiment, register_keras_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_segmenter(input_size=16, depth=1, base_filters=4)
+    experiment_id = ensure_experiment(model_name, tracking_uri=tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=experiment_id):
+        registered = register_keras_model(
+            model=model, model_name=model_name,
+            preprocessing_config=PreprocessingConfig(input_size=16),
+            validation_metric=metric, validation_score=score, tracking_uri=tracking_uri,
+            is_demo=is_demo,
+        )
+    return model, registered
+
+
+def test_register_promote_load_and_predict_the_same(tracking_uri, store):
+    from ml.registry import champion_version, load_champion, load_version, promote_if_better
+
+    model, registered = register(tracking_uri, score=0.7, is_demo=True)
+    assert (registered.version, registered.validation_metric, registered.is_demo) == (1, "dice", True)
+    assert champion_version(MODEL_NAME, tracking_uri=tracking_uri) is None
+    assert promote_if_better(model_name=MODEL_NAME, version=1, tracking_uri=tracking_uri)
+
+    loaded = load_champion(MODEL_NAME, tracking_uri=tracking_uri)
+    assert (loaded.name, loaded.version, loaded.is_demo) == (MODEL_NAME, 1, True)
+    assert loaded.preprocessing_config == PreprocessingConfig(input_size=16)
+    batch = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        loaded.keras_model(batch, training=False).numpy(),
+        model(batch, training=False).numpy(), rtol=1e-5, atol=1e-6,
+    )
+    assert load_version(MODEL_NAME, 1, tracking_uri=tracking_uri).version == 1
+    # Artifacts stay beside the database, not in the working directory.
+    assert any((store / "artifacts").rglob("model.keras"))
+
+
+def test_promote_if_better_moves_the_alias_only_for_a_better_score_or_when_forced(tracking_uri):
+    from ml.registry import champion_version, promote_if_better
+
+    register(tracking_uri, score=0.6, model_name=PROMOTED_NAME)
+    promote_if_better(model_name=PROMOTED_NAME, version=1, tracking_uri=tracking_uri)
+    register(tracking_uri, score=0.5, model_name=PROMOTED_NAME)
+    assert not promote_if_better(model_name=PROMOTED_NAME, version=2, tracking_uri=tracking_uri)
+    register(tracking_uri, score=0.6, model_name=PROMOTED_NAME)
+    assert not promote_if_better(model_name=PROMOTED_NAME, version=3, tracking_uri=tracking_uri)
+    assert champion_version(PROMOTED_NAME, tracking_uri=tracking_uri).version == 1
+    register(tracking_uri, score=0.65, model_name=PROMOTED_NAME)
+    assert promote_if_better(model_name=PROMOTED_NAME, version=4, tracking_uri=tracking_uri)
+    assert champion_version(PROMOTED_NAME, tracking_uri=tracking_uri).version == 4
+    assert promote_if_better(model_name=PROMOTED_NAME, version=2, tracking_uri=tracking_uri, force=True)
+    champion = champion_version(PROMOTED_NAME, tracking_uri=tracking_uri)
+    assert (champion.version, champion.validation_score, champion.is_champion) == (2, 0.5, True)
+    # A score on another metric does not compare, so only force promotes it.
+    register(tracking_uri, score=0.99, metric="iou", model_name=PROMOTED_NAME)
+    assert not promote_if_better(model_name=PROMOTED_NAME, version=5, tracking_uri=tracking_uri)
+
+
+def test_loading_without_a_champion_says_so(tracking_uri):
+    from ml.registry import ModelNotRegistered, load_champion, load_version
+
+    with pytest.raises(ModelNotRegistered):
+        load_champion("never-registered", tracking_uri=tracking_uri)
+    with pytest.raises(ModelNotRegistered):
+        load_version(MODEL_NAME, 99, tracking_uri=tracking_uri)

@@ -124,15 +124,25 @@ def test_doctor_uploads_reviews_and_signs_then_only_the_patient_downloads_the_pd
     expect(stored.locator(".stat-value")).to_have_text("8")
     doctor.screenshot("upload-summary")
 
+    # The worklist puts the new study first, waiting for review.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Worklist").click()
+    first_row = page.locator("table.worklist tbody tr").first
+    expect(first_row).to_contain_text(north.patient.full_name)
+    expect(first_row).to_contain_text("Needs review")
+    doctor.screenshot("worklist")
+
     # Progress reaches "analysed" on the study page (then "reported" once the draft exists), which shows the
     # viewer, the findings and the report editor. Tasks run eagerly, so the upload's last request already
     # carried the analysis through; the page must show its outcome.
-    page.get_by_role("link", name=re.compile(north.patient.full_name)).first.click()
+    first_row.get_by_role("link", name=north.patient.full_name).click()
     status = page.locator(".live-status").first
     expect(status).to_have_attribute("data-status", re.compile("^(analysed|reported)$"), timeout=60_000)
     expect(page.get_by_role("heading", name="AI findings")).to_be_visible()
     expect(page.locator("#study-findings .finding-class strong")).not_to_be_empty()
     doctor.screenshot("study")
+    page.set_viewport_size({"width": 820, "height": 1180})
+    doctor.screenshot("study-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The viewer scrolls with the wheel and the keys, and the overlay turns off and on.
     viewer = page.locator("[data-viewer]")
@@ -194,3 +204,13 @@ def test_doctor_uploads_reviews_and_signs_then_only_the_patient_downloads_the_pd
         assert stranger.open_refused(report_path) == 404
         assert stranger.open_refused(f"{report_path}pdf/") == 404
         stranger.screenshot("report-not-found")
+
+
+def test_hospital_admin_sees_the_month_at_a_glance(open_browser, worlds):
+    north, _ = worlds
+    admin = open_browser("admin")
+    page = admin.log_in(north.admin.email)
+    expect(page).to_have_url(re.compile(r"/hospital/"))
+    expect(page.locator(".stat").filter(has_text="Studies this month")).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("Invite"))).to_be_visible()
+    admin.screenshot("hospital-dashboard")

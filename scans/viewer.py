@@ -201,9 +201,9 @@ def viewer_state(request, series):
     windows = []
     if not is_grey_image:
         own = series_window(instances[0]) if instances else WINDOW_PRESETS["lung"]
-        windows = [{"name": name, "label": f"{window.label} (W{window.width:g} / L{window.centre:g})"}
+        windows = [{"name": name, "label": window.label, "detail": f"W{window.width:g} L{window.centre:g}"}
                    for name, window in WINDOW_PRESETS.items()]
-        windows.append({"name": SERIES_WINDOW, "label": f"Series own (W{own.width:g} / L{own.centre:g})"})
+        windows.append({"name": SERIES_WINDOW, "label": "Series", "detail": f"W{own.width:g} L{own.centre:g}"})
     image_base = reverse("series-slice-image", kwargs={"pk": series.pk, "index": 0})
     state = {
         "seriesId": series.pk,

@@ -214,3 +214,36 @@ def test_hospital_admin_sees_the_month_at_a_glance(open_browser, worlds):
     expect(page.locator(".stat").filter(has_text="Studies this month")).to_be_visible()
     expect(page.get_by_role("link", name=re.compile("Invite"))).to_be_visible()
     admin.screenshot("hospital-dashboard")
+
+
+def test_study_page_follows_the_analysis_without_reloading(open_browser, worlds):
+    """Progress, then findings, overlay and the report draft appear on the open page as the pipeline runs."""
+    from ml.services import queue_analysis
+    from scans.models import Series, SeriesStatus
+    from tests.pipeline.builders import store_phantom_series
+
+    north, _ = worlds
+    series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=8, size=64)
+    Series.objects.filter(pk=series.pk).update(status=SeriesStatus.QUEUED, slices_total=8)
+
+    doctor = open_browser("doctor")
+    page = doctor.log_in(north.doctor.email)
+    page.goto(f"/studies/{series.study_id}/")
+    status = page.locator(".live-status").first
+    expect(status).to_have_attribute("data-status", "queued")
+    expect(page.get_by_text("The analysis is not finished yet")).to_be_visible()
+    expect(page.get_by_label(re.compile("Lesion overlay"))).to_be_disabled()
+    page.evaluate("window.stillTheSamePage = true")
+
+    Series.objects.filter(pk=series.pk).update(status=SeriesStatus.ANALYSING, slices_done=3)
+    expect(status).to_have_attribute("data-status", "analysing")
+    expect(status).to_contain_text("3 of 8 slices")
+    doctor.screenshot("study-analysing")
+
+    queue_analysis(series_id=series.pk)  # eager: the analysis and the report draft run here, in the test thread
+    expect(status).to_have_attribute("data-status", re.compile("^(analysed|reported)$"), timeout=30_000)
+    expect(page.locator("#study-findings .finding-class strong")).not_to_be_empty(timeout=30_000)
+    expect(page.get_by_label(re.compile("Lesion overlay"))).to_be_enabled()
+    expect(page.get_by_role("textbox", name="Impression")).to_be_visible(timeout=30_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    doctor.screenshot("study-analysed-live")

@@ -127,7 +127,7 @@ def test_viewer_page_shows_the_controls(client, north, series):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'data-viewer' in html and 'js/viewer.js' in html
-    assert 'Lung (W1500 / L-600)' in html and 'Mediastinum (W350 / L50)' in html
+    assert "W1500 L-600" in html and "W350 L50" in html
 
 
 def test_other_hospitals_and_patients_get_not_found(client, north, south, series):

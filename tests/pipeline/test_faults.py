@@ -277,8 +277,10 @@ def test_twenty_series_at_once_all_reach_a_final_state(redis, environment):
     environment.start_worker(redis, queues="gpu")
     wait_until(lambda: all_final(environment, analysis_ids), timeout=150, what="all 20 analyses to finish",
                interval=0.5, diagnostics=environment.worker_logs)
-    statuses = environment.rows("SELECT s.status, count(*) FROM scans_series s JOIN ml_analysis a ON a.series_id = s.id "
-                                "WHERE a.id = ANY(%s) GROUP BY s.status", (analysis_ids,))
+    statuses = environment.rows(
+        "SELECT s.status, count(*) FROM scans_series s JOIN ml_analysis a ON a.series_id = s.id "
+        "WHERE a.id = ANY(%s) GROUP BY s.status", (analysis_ids,),
+    )
     assert dict(statuses) == {"analysed": 20}
 
 

@@ -90,6 +90,8 @@ class Series(models.Model):
     slices_done = models.PositiveIntegerField(default=0)
     slices_total = models.PositiveIntegerField(default=0)
     last_instance_at = models.DateTimeField(null=True, blank=True)
+    #: A STOW-RS quiet-period check is queued; it reschedules itself until the series is quiet.
+    quiet_check_pending = models.BooleanField(default=False)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

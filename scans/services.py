@@ -28,7 +28,7 @@ grey PNG, ordered by arrival (the browser sends a folder in name order). The sam
 batch is a duplicate.
 
 Completion: a web or REST batch completes every series it stored into when it closes; STOW-RS
-leaves completion to the quiet period (``complete_series_if_quiet``, scheduled after each instance).
+leaves completion to the quiet period (``complete_series_if_quiet``, one pending check per series).
 """
 
 import hashlib
@@ -172,23 +172,29 @@ def _queue_analysis(series_id):
 
 
 def complete_series_if_quiet(*, series_id, now=None):
-    """Complete a STOW-RS series if no instance arrived for ``SERIES_QUIET_SECONDS``.
+    """Complete a STOW-RS series once no instance arrived for ``SERIES_QUIET_SECONDS``.
 
-    Each STOW instance schedules one check; only the check of the last instance finds the series
-    quiet. The lock and the status test in :func:`complete_series` make completion happen once.
+    One check is pending per series at a time: while instances keep arriving it reschedules
+    itself for the end of the new quiet period, so a 1,000-instance series costs a handful of
+    checks, not one per instance. The lock and the status test in :func:`complete_series` make
+    completion happen once.
     """
     now = now or timezone.now()
-    quiet_since = now - timedelta(seconds=settings.SERIES_QUIET_SECONDS)
     series = Series.objects.filter(pk=series_id, status=SeriesStatus.RECEIVING).first()
-    if series is None or (series.last_instance_at is not None and series.last_instance_at > quiet_since):
+    if series is None:
         return False
+    quiet_until = (series.last_instance_at or now) + timedelta(seconds=settings.SERIES_QUIET_SECONDS)
+    if quiet_until > now:
+        _schedule_quiet_check(series_id, countdown=(quiet_until - now).total_seconds())
+        return False
+    Series.objects.filter(pk=series_id).update(quiet_check_pending=False)
     return complete_series(series=series)
 
 
-def _schedule_quiet_check(series_id):
+def _schedule_quiet_check(series_id, *, countdown):
     from scans.tasks import complete_series_if_quiet as quiet_check_task
 
-    quiet_check_task.apply_async(kwargs={"series_id": series_id}, countdown=settings.SERIES_QUIET_SECONDS)
+    quiet_check_task.apply_async(kwargs={"series_id": series_id}, countdown=countdown)
 
 
 # Files --------------------------------------------------------------------------------------------
@@ -384,8 +390,12 @@ def _ingest_image(*, batch, fileobj):
 def _mark_instance_arrived(batch, series):
     Series.objects.filter(pk=series.pk).update(last_instance_at=timezone.now())
     if batch.source == UploadBatch.Source.STOW:
-        series_id = series.pk
-        transaction.on_commit(lambda: _schedule_quiet_check(series_id))
+        claimed = Series.objects.filter(pk=series.pk, quiet_check_pending=False).update(quiet_check_pending=True)
+        if claimed:
+            series_id = series.pk
+            transaction.on_commit(
+                lambda: _schedule_quiet_check(series_id, countdown=settings.SERIES_QUIET_SECONDS)
+            )
 
 
 def _store_then_create(*, batch, fileobj, path, create_rows, duplicate_lookup):

@@ -7,5 +7,5 @@ from scans import services
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def complete_series_if_quiet(*, series_id):
-    """Scheduled after each STOW-RS instance: completes the series once nothing arrived for the quiet period."""
+    """Completes a STOW-RS series once nothing arrived for the quiet period (reschedules itself until then)."""
     services.complete_series_if_quiet(series_id=series_id)

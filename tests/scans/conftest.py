@@ -44,7 +44,9 @@ def quiet_checks(monkeypatch):
     import scans.services
 
     scheduled = []
-    monkeypatch.setattr(scans.services, "_schedule_quiet_check", scheduled.append)
+    monkeypatch.setattr(
+        scans.services, "_schedule_quiet_check", lambda series_id, *, countdown: scheduled.append(series_id)
+    )
     return scheduled
 
 

@@ -351,10 +351,11 @@ def test_stow_series_completes_after_the_quiet_period_only(
             ingest_path(batch, path)
         close_batch(batch=batch)
     series = Series.objects.get()
-    assert quiet_checks == [series.pk, series.pk]
+    assert quiet_checks == [series.pk], "one pending check per series, however many instances arrive"
     assert series.status == SeriesStatus.RECEIVING
     with django_capture_on_commit_callbacks(execute=True):
         assert complete_series_if_quiet(series_id=series.pk) is False
+        assert quiet_checks == [series.pk, series.pk], "a check that comes too early reschedules itself"
         later = timezone.now() + timedelta(seconds=31)
         assert complete_series_if_quiet(series_id=series.pk, now=later) is True
         assert complete_series_if_quiet(series_id=series.pk, now=later) is False

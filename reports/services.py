@@ -7,6 +7,7 @@ Reanalysis (a new Analysis generation of a series already in a report):
 """
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -189,19 +190,39 @@ def save_draft(*, version, doctor, impression, recommendation, conclusion_class,
     return version
 
 
+#: Failed signature attempts a doctor may make in SIGNATURE_ATTEMPT_WINDOW_SECONDS before signing pauses.
+MAX_FAILED_SIGNATURE_ATTEMPTS = 5
+SIGNATURE_ATTEMPT_WINDOW_SECONDS = 300
+
+
+def _failed_signature_key(doctor):
+    return f"reports:failed-signatures:{doctor.pk}"
+
+
 def verify_signer(*, doctor, password=None, totp_code=None):
-    """A person re-proves who they are: their authenticator code if they have TOTP set up, else their password."""
+    """A person re-proves who they are: their authenticator code if they have TOTP set up, else their password.
+
+    Failures are counted per doctor, so an unattended session cannot be used to guess the password.
+    """
     from allauth.mfa.models import Authenticator
 
     if doctor.is_api_client:
         raise NotAllowed("An API key cannot sign reports: signing needs a doctor.")
+    failures_key = _failed_signature_key(doctor)
+    if cache.get(failures_key, 0) >= MAX_FAILED_SIGNATURE_ATTEMPTS:
+        raise SignatureRefused("Too many failed attempts to sign. Wait a few minutes, then try again.")
     authenticator = Authenticator.objects.filter(user=doctor, type=Authenticator.Type.TOTP).first()
     if authenticator is not None:
-        if not totp_code or not authenticator.wrap().validate_code(totp_code.strip()):
-            raise SignatureRefused("That authenticator code is not valid. Enter the current code from your app.")
-        return
-    if not password or not doctor.check_password(password):
-        raise SignatureRefused("That password is not correct. Re-enter your login password to sign.")
+        verified = bool(totp_code) and authenticator.wrap().validate_code(totp_code.strip())
+        message = "That authenticator code is not valid. Enter the current code from your app."
+    else:
+        verified = bool(password) and doctor.check_password(password)
+        message = "That password is not correct. Re-enter your login password to sign."
+    if not verified:
+        cache.add(failures_key, 0, timeout=SIGNATURE_ATTEMPT_WINDOW_SECONDS)
+        cache.incr(failures_key)
+        raise SignatureRefused(message)
+    cache.delete(failures_key)
 
 
 def sign_report(*, version, doctor, password=None, totp_code=None, request=None):

@@ -116,6 +116,18 @@ def test_signing_makes_the_version_final_records_it_and_emails_the_patient(
         services.update_draft(version=draft, doctor=north.doctor, impression="Changed.", recommendation="")
 
 
+def test_repeated_wrong_passwords_pause_signing_even_with_the_right_one(draft, north):
+    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    for _ in range(services.MAX_FAILED_SIGNATURE_ATTEMPTS):
+        with pytest.raises(services.SignatureRefused, match="not correct"):
+            services.sign_report(version=draft, doctor=north.doctor, password="guess")
+
+    with pytest.raises(services.SignatureRefused, match="Too many"):
+        services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
+    draft.refresh_from_db()
+    assert draft.status == VersionStatus.DRAFT
+
+
 def test_signing_needs_an_impression(draft, north):
     with pytest.raises(services.ReportError, match="impression"):
         services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)

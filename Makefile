@@ -49,6 +49,7 @@ bench: venv
 	$(PYTHON) bench/ingest.py
 	$(PYTHON) bench/pipeline.py
 	$(PYTHON) bench/report_pdf.py
+	$(PYTHON) bench/viewer.py
 
 clean:
 	rm -rf var staticfiles .pytest_cache

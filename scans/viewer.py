@@ -23,6 +23,8 @@ from accounts.models import Role
 from accounts.permissions import role_required
 from ml.labels import CLASS_NAMES
 from ml.models import Analysis, AnalysisStatus
+from portal.audit import record_event
+from portal.models import AuditAction
 from scans.models import Instance, Series, SeriesStatus
 
 #: Browsers keep a rendered slice this long; the URLs carry the slice count and the analysis id,
@@ -236,8 +238,12 @@ def viewer_state(request, series):
 @role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
 @require_GET
 def series_viewer(request, pk):
-    """A full-page viewer for one series (the study page embeds the same partial)."""
+    """A full-page viewer for one series (the study page embeds the same partial).
+
+    Opening the viewer is audited once; the slice and mask images it then loads are not, one by one.
+    """
     series = _visible_series(request, pk)
+    record_event(action=AuditAction.VIEW, target=series, request=request)
     context = {"series": series, "viewer_state": viewer_state(request, series)}
     return render(request, "scans/series_viewer.html", context)
 

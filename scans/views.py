@@ -29,6 +29,8 @@ from accounts.models import Role
 from accounts.permissions import role_required
 from ml.models import AnalysisStatus
 from ml.services import current_analyses_by_series
+from portal.audit import record_event
+from portal.models import AuditAction
 from reports.models import Report
 from reports.rendering import build_finding
 from scans.forms import UploadStartForm
@@ -187,6 +189,7 @@ def worklist(request):
 def study_detail(request, pk):
     """The doctor's page for one study: the viewer of one series, the AI findings, the report editor."""
     study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
+    record_event(action=AuditAction.VIEW, target=study, request=request)
     series_list = list(
         Series.objects.visible_to(request.user).filter(study=study)
         .annotate(instance_count=Count("instances")).order_by("series_number", "pk")

@@ -141,3 +141,14 @@ def test_other_hospitals_and_patients_get_not_found(client, north, south, series
     for user in (south.doctor, south.admin, north.patient.user):
         client.force_login(user)
         assert [client.get(url).status_code for url in urls] == [404] * 4, user
+
+
+def test_opening_the_viewer_is_audited_once_not_per_slice(client, north, series):
+    from portal.models import AuditEvent
+
+    client.force_login(north.doctor)
+    client.get(reverse("series-viewer", kwargs={"pk": series.pk}))
+    for index in range(4):
+        client.get(reverse("series-slice-image", kwargs={"pk": series.pk, "index": index}))
+    events = AuditEvent.objects.filter(target_type="scans.Series", target_id=str(series.pk))
+    assert [(event.action, event.actor_id) for event in events] == [("view", north.doctor.pk)]

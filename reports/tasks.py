@@ -1,13 +1,17 @@
 """Report work on the ``reports`` queue (routed by module in celery_app)."""
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from ml.models import Analysis
 from reports import services
 from reports.models import ReportVersion
 
+#: Passing trouble (a locked database, storage that does not answer) is retried with backoff.
+RETRY_OPTIONS = {"autoretry_for": (DatabaseError, OSError), "retry_backoff": 5, "max_retries": 5}
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **RETRY_OPTIONS)
 def create_draft_report(*, analysis_id):
     """Called by the pipeline after an analysis succeeds; safe to deliver twice (see services.create_draft_report)."""
     analysis = Analysis.objects.filter(pk=analysis_id).first()
@@ -15,7 +19,7 @@ def create_draft_report(*, analysis_id):
         services.create_draft_report(analysis=analysis)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, **RETRY_OPTIONS)
 def render_report_pdf(*, version_id):
     """Render and store one version's PDF; a signed version that already has its PDF is left alone."""
     version = ReportVersion.objects.filter(pk=version_id).first()

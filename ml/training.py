@@ -200,6 +200,7 @@ def _fit(model, train, validation, *, epochs, patience, step_offset) -> int:
         train,
         validation_data=validation,
         epochs=epochs,
+        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(

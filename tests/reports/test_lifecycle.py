@@ -47,6 +47,16 @@ def test_the_draft_task_is_idempotent_and_marks_the_series_reported(analysis):
     assert analysis.series.status == SeriesStatus.REPORTED
 
 
+def test_a_second_analysis_of_the_same_generation_makes_no_second_report(analysis):
+    twin = AnalysisFactory(series=analysis.series, generation=analysis.generation, classifier_version="4")
+
+    services.create_draft_report(analysis=analysis)
+    services.create_draft_report(analysis=twin)
+
+    version = ReportVersion.objects.get()
+    assert list(version.analyses.all()) == [twin], "one analysis per series in a draft: the latest delivered"
+
+
 def test_a_second_series_of_the_study_joins_the_same_report(analysis):
     other_series = SeriesFactory(study=analysis.series.study, description="Chest soft tissue")
     other = AnalysisFactory(series=other_series)

@@ -57,6 +57,19 @@ def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):
     ml.tasks._engine = None
 
 
+UNLABELLED_CONTROLS_SCRIPT = """() => {
+  const visible = (element) => element.offsetParent !== null || element.getClientRects().length > 0;
+  const named = (element) => element.labels?.length || element.getAttribute("aria-label")
+    || element.getAttribute("aria-labelledby") || element.getAttribute("title");
+  const controls = [...document.querySelectorAll(
+    "input:not([type=hidden]):not([type=submit]):not([type=button]), select, textarea")]
+    .filter((element) => visible(element) && !named(element))
+    .map((element) => element.outerHTML.slice(0, 120));
+  const images = [...document.querySelectorAll("img:not([alt])")].map((element) => element.outerHTML.slice(0, 120));
+  return [...controls, ...images];
+}"""
+
+
 class BrowserSession:
     """One person's browser tab, with the console errors it met and numbered screenshots."""
 
@@ -101,7 +114,14 @@ class BrowserSession:
         del self.errors[errors_before:]
         return response.status
 
+    def unlabelled_controls(self):
+        """Visible form controls a screen reader could not name, and images without an alt attribute."""
+        return self.page.evaluate(UNLABELLED_CONTROLS_SCRIPT)
+
     def screenshot(self, name):
+        """Save a full-page screenshot; every page shot is also checked for unnamed controls."""
+        unlabelled = self.unlabelled_controls()
+        assert not unlabelled, f"{self.page.url} has unlabelled controls or images: {unlabelled}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         BrowserSession.counter += 1
         path = ARTIFACTS / f"{BrowserSession.counter:02d}-{self.who}-{name}.png"

@@ -26,8 +26,13 @@ class Command(BaseCommand):
             call_command("bootstrap_models")
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         processes = [
+            # gunicorn rather than runserver: DICOMweb clients send large STOW-RS bodies chunked,
+            # which runserver cannot read.
             subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"], env=environment
+                [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"{host}:{port}",
+                 "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--timeout", "300",
+                 "--access-logfile", "-", "--access-logformat", "%(m)s %(U)s %(s)s"],
+                env=environment,
             ),
             subprocess.Popen(
                 [

@@ -1,9 +1,10 @@
 // Slice viewer: scrolls a series rendered server-side as PNGs (see scans/viewer.py).
-// Wheel, keys and slider move through the slices; neighbours are preloaded so scrolling stays smooth;
+// Wheel, keys, slider and vertical drag (touch) move through the slices; neighbours are preloaded so scrolling stays smooth;
 // while the series is still being processed the viewer polls its state and picks up the analysis.
 
 const PRELOAD_RADIUS = 3;
 const PAGE_STEP = 10;
+const DRAG_PIXELS_PER_SLICE = 12;
 const POLL_MILLISECONDS = 3000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -47,6 +48,18 @@ class SliceViewer {
       }
     }, { passive: false });
     this.stage.addEventListener("keydown", (event) => this.onKey(event));
+    // On a tablet (or with a held mouse button) dragging up and down moves through the slices.
+    this.stage.addEventListener("pointerdown", (event) => {
+      this.dragStart = { y: event.clientY, index: this.index };
+      this.stage.setPointerCapture(event.pointerId);
+    });
+    this.stage.addEventListener("pointermove", (event) => {
+      if (!this.dragStart) return;
+      this.show(this.dragStart.index + Math.round((event.clientY - this.dragStart.y) / DRAG_PIXELS_PER_SLICE));
+    });
+    const endDrag = () => { this.dragStart = null; };
+    this.stage.addEventListener("pointerup", endDrag);
+    this.stage.addEventListener("pointercancel", endDrag);
     this.slider.addEventListener("input", () => this.show(Number(this.slider.value) - 1));
     this.root.querySelectorAll("[data-window-choice]").forEach((choice) => {
       choice.addEventListener("change", () => {
@@ -106,7 +119,9 @@ class SliceViewer {
     this.index = Math.min(Math.max(index, 0), count - 1);
     this.root.dataset.sliceIndex = String(this.index);
     this.slider.value = String(this.index + 1);
+    const location = this.state.sliceLocations[this.index];
     this.position.textContent = `${this.index + 1} of ${count}`;
+    this.position.title = Number.isFinite(location) ? `Slice location ${location.toFixed(1)} mm` : "";
     const wanted = this.index;
     // Swap the picture only once the new one is decoded, so scrolling never flashes an empty frame.
     this.load(this.imageUrl(wanted)).then((url) => {

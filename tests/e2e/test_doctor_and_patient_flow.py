@@ -81,6 +81,13 @@ def test_doctor_scrolls_the_viewer_and_toggles_the_overlay(open_browser, worlds)
     expect(viewer).to_have_attribute("data-slice-index", "0")
     page.locator("[data-slice-slider]").fill(str(start + 1))
     expect(viewer).to_have_attribute("data-slice-index", str(start))
+    page.keyboard.press("Home")
+    box = stage.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 136, steps=4)  # a 36-pixel drag: three slices on
+    page.mouse.up()
+    expect(viewer).to_have_attribute("data-slice-index", "3")
 
     expect(viewer).to_have_attribute("data-overlay", "on")
     expect(page.locator("[data-mask-image]")).to_be_visible()

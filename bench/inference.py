@@ -59,13 +59,14 @@ def register_phantom_models(*, tracking_uri: str, work_dir: Path, classifier_siz
                     epochs=1, batch_size=8, promote=True, demo=True)
 
 
-def naive_run(slices, *, classifier, segmenter) -> None:
+def naive_run(slices, *, classifier, segmenter) -> list:
     """What the engine replaces: preprocess and ``predict`` one slice at a time, per network."""
     import cv2
     import numpy as np
 
     from ml.preprocessing import prepare_slice
 
+    masks = []
     for array in slices:
         classifier.keras_model.predict(
             prepare_slice(array, config=classifier.preprocessing_config,
@@ -73,7 +74,9 @@ def naive_run(slices, *, classifier, segmenter) -> None:
         lesion_map = segmenter.keras_model.predict(
             prepare_slice(array, config=segmenter.preprocessing_config,
                           source="hounsfield")[np.newaxis], verbose=0)[0, ..., 0]
-        cv2.resize(lesion_map, array.shape[::-1], interpolation=cv2.INTER_LINEAR) >= 0.5
+        masks.append(
+            cv2.resize(lesion_map, array.shape[::-1], interpolation=cv2.INTER_LINEAR) >= 0.5)
+    return masks
 
 
 def main() -> None:

@@ -130,7 +130,11 @@ def run_backend(name, *, slices, size, runs, tracking_uri):
         return json.loads(lines[-1].removeprefix("RESULT "))
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
         for helper in helpers:
             helper.terminate()
             helper.wait(timeout=30)

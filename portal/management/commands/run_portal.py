@@ -33,6 +33,7 @@ class Command(BaseCommand):
                  "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--timeout", "300",
                  "--access-logfile", "-", "--access-logformat", "%(m)s %(U)s %(s)s"],
                 env=environment,
+                start_new_session=True,
             ),
             subprocess.Popen(
                 [
@@ -52,6 +53,7 @@ class Command(BaseCommand):
                     "WARNING",
                 ],
                 env=environment,
+                start_new_session=True,
             ),
         ]
         self.stdout.write(self.style.SUCCESS(f"\nRadAssist is running at http://{host}:{port}/"))
@@ -68,12 +70,28 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        return None
+            stop_process_groups(processes)
+
+
+def stop_process_groups(processes, timeout=20):
+    """Stop each child with everything it started (gunicorn and Celery workers), so nothing is left orphaned.
+
+    The children run in sessions of their own, so Ctrl-C reaches only this command, which then stops
+    them in order: a polite SIGTERM to the whole group, SIGKILL for whatever is still there after ``timeout``.
+    """
+    for process in processes:
+        signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        signal_group(process, signal.SIGKILL)
+
+
+def signal_group(process, signum):
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass

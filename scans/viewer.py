@@ -110,6 +110,11 @@ class _PackedMaskCache:
         self._entries = OrderedDict()
         self._lock = threading.Lock()
 
+    def clear(self):
+        """Forget every entry (tests, whose databases reuse primary keys, start from an empty cache)."""
+        with self._lock:
+            self._entries.clear()
+
     def slice_of(self, analysis, index):
         key = (analysis.pk, analysis.masks_file.name)
         with self._lock:

@@ -42,6 +42,7 @@ def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):
     """The live portal with tiny models, private files under tmp and Celery tasks run in the server thread."""
     import ml.tasks
     from celery_app import app as celery_app
+    from scans.viewer import mask_cache
 
     settings.MLFLOW_TRACKING_URI = tiny_model_store
     settings.STORAGES = {
@@ -52,9 +53,11 @@ def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):
     eager_before = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
     ml.tasks._engine = None
+    mask_cache.clear()  # each test's database starts its primary keys again
     yield live_server
     celery_app.conf.task_always_eager = eager_before
     ml.tasks._engine = None
+    mask_cache.clear()
 
 
 UNLABELLED_CONTROLS_SCRIPT = """() => {

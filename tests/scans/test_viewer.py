@@ -12,6 +12,15 @@ from ml.models import Analysis, AnalysisStatus
 from tests.pipeline.builders import store_phantom_series
 
 
+@pytest.fixture(autouse=True)
+def empty_mask_cache():
+    from scans.viewer import mask_cache
+
+    mask_cache.clear()
+    yield
+    mask_cache.clear()
+
+
 @pytest.fixture
 def series(north):
     stored, phantom = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=4, size=32)

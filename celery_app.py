@@ -27,6 +27,8 @@ app.conf.update(
     task_default_routing_key="ingest",
     task_routes={
         "scans.tasks.*": {"queue": "ingest"},
+        # Exact names win over the patterns: queueing an analysis is light CPU work, not GPU work.
+        "ml.tasks.queue_series_analysis": {"queue": "ingest"},
         "ml.tasks.*": {"queue": "gpu"},
         "reports.tasks.*": {"queue": "reports"},
     },

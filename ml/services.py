@@ -1,8 +1,9 @@
-"""Queueing analyses: the web process's side of the pipeline.
+"""Queueing and running analyses.
 
-Nothing here imports TensorFlow: the champion model versions are read from the MLflow registry
-through an alias lookup (``ml.registry.champion_version``), which touches only the tracking store.
-The heavy work happens in ``ml.tasks.analyse_series`` on the ``gpu`` queue.
+Nothing here imports TensorFlow at module level: the champion model versions are read from the
+MLflow registry through an alias lookup (``ml.registry.champion_version``), which touches only the
+tracking store, on an ``ingest`` worker. The heavy work happens in ``ml.tasks.analyse_series`` on
+the ``gpu`` queue.
 """
 
 import logging
@@ -107,8 +108,20 @@ def _new_generation(*, series, versions, requested_by):
     )
 
 
+def request_analysis(*, series_id):
+    """Hand a series that has just completed to a worker, which queues its analysis (ingest calls this).
+
+    Finding the champion versions imports MLflow, which costs a process about 130 MB; the web
+    process takes uploads of any size within a small, fixed memory budget, so the lookup and the
+    queueing happen in ``ml.tasks.queue_series_analysis`` on the CPU ``ingest`` queue.
+    """
+    from ml.tasks import queue_series_analysis
+
+    queue_series_analysis.delay(series_id=series_id)
+
+
 def queue_analysis(*, series_id):
-    """Queue the analysis of a series that has just completed (called by ingest, on commit).
+    """Queue the analysis of a series that has just completed (runs on an ingest worker).
 
     Idempotent: called again for the same series and champion versions, it returns the current
     analysis instead of making a second one, and sends the task again only while that analysis

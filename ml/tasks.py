@@ -41,6 +41,15 @@ def retry_countdown(retries):
     return min(settings.ANALYSIS_RETRY_BACKOFF_SECONDS * 2**retries, settings.ANALYSIS_RETRY_BACKOFF_MAX_SECONDS)
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=settings.ANALYSIS_MAX_RETRIES)
+def queue_series_analysis(self, *, series_id):
+    """Queue the analysis of a completed series (routed to the CPU ``ingest`` queue in celery_app)."""
+    try:
+        services.queue_analysis(series_id=series_id)
+    except TRANSIENT_ERRORS as error:
+        raise self.retry(exc=error, countdown=retry_countdown(self.request.retries)) from error
+
+
 @shared_task(
     bind=True,
     acks_late=True,

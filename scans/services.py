@@ -166,9 +166,9 @@ def complete_series(*, series):
 
 
 def _queue_analysis(series_id):
-    from ml.services import queue_analysis
+    from ml.services import request_analysis
 
-    queue_analysis(series_id=series_id)
+    request_analysis(series_id=series_id)
 
 
 def complete_series_if_quiet(*, series_id, now=None):

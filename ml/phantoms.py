@@ -25,6 +25,10 @@ Public interface:
     write_classification_dataset(directory, *, images_per_split=None, size=64, seed=0) -> Path
     write_segmentation_dataset(directory, *, patients=4, slices_per_patient=6, size=64,
                                seed=0) -> Path
+    write_dicom_training_series(directory, *, series_per_label=3, slices=8, size=64,
+                                slice_spacing=5.0, seed=0) -> Path
+        ``<directory>/<label>_<n>/0001.dcm...`` with ``lesion_masks.npz`` (``masks``, ``label``)
+        beside the files: a training folder both ``train_*`` functions accept
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ CHEST_CT_TEST_FOLDERS = {
 FIELD_OF_VIEW_MM = 360.0
 AIR_HU, FAT_HU, SOFT_TISSUE_HU, LUNG_HU, BONE_HU, BLOOD_HU = -1000, -100, 40, -850, 700, 45
 RESCALE_INTERCEPT = -1024.0
+# Beside each series written by write_dicom_training_series: the exact masks, in instance order.
+MASKS_FILE_NAME = "lesion_masks.npz"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
@@ -397,4 +403,33 @@ def write_segmentation_dataset(
                         grey_from_hounsfield(slice_hounsfield))
             cv2.imwrite(str(patient_directory / f"{name}_{number}_mask.tif"),
                         mask.astype(np.uint8) * 255)
+    return directory
+
+
+def write_dicom_training_series(
+    directory: str | Path,
+    *,
+    series_per_label: int = 3,
+    slices: int = 8,
+    size: int = 64,
+    slice_spacing: float = 5.0,
+    seed: int = 0,
+) -> Path:
+    """Write DICOM series with their exact masks, one folder per series, for training.
+
+    Each folder holds the CT files of one phantom series and ``MASKS_FILE_NAME`` with ``masks``
+    (bool, in InstanceNumber order) and ``label``.
+    """
+    directory = Path(directory)
+    series_seed = seed * 1_000_003
+    for label in PHANTOM_LABELS:
+        for number in range(series_per_label):
+            series_seed += 1
+            phantom = generate_phantom_series(label=label, slices=slices, size=size,
+                                              slice_spacing=slice_spacing, seed=series_seed)
+            series_directory = directory / f"{label}_{number:03d}"
+            write_dicom_series(phantom, series_directory, patient_id=f"PH-{series_seed}",
+                               patient_name=f"Phantom^{label}^{number}")
+            np.savez_compressed(series_directory / MASKS_FILE_NAME, masks=phantom.masks,
+                                label=np.array(label))
     return directory

@@ -15,6 +15,7 @@ Public interface (plain functions; the management commands are thin wrappers aro
         -> tuple[RegisteredModelVersion, RegisteredModelVersion]
     load_classification_split(split_dir) -> (list of 8-bit grey images, int labels)
     load_segmentation_patients(data_dir) -> dict patient -> list of (grey image, bool mask)
+    load_dicom_training_series(data_dir) -> dict series -> DicomTrainingSeries
 
 Data layouts:
 - classifier: ``DIR/train``, ``DIR/valid`` and optionally ``DIR/test`` (the validation split
@@ -22,6 +23,11 @@ Data layouts:
   image set (see ``ml.networks.class_name_from_folder``).
 - segmenter: ``DIR/<patient>/<slice>.tif`` beside ``<slice>_mask.tif`` (the LGG layout). Patients,
   never slices, are split into train, validation and test, so no patient is on both sides.
+- both: a folder of DICOM series with masks (``ml.phantoms.write_dicom_training_series``): one
+  sub-folder per series with its files and ``lesion_masks.npz``. Series are split like patients.
+  The classifier learns from the slices that show the lesion (every slice of a normal series),
+  labelled with the series' class; the segmenter from every slice and its mask. Pixels go in as
+  Hounsfield units.
 
 Transfer learning for the classifier has two stages: (1) train the head for ``epochs`` with the
 VGG16 base frozen, at ``learning_rate``; (2) unfreeze the top block (``block5``) and fine-tune it
@@ -48,7 +54,7 @@ while another champion exists with ``keep_existing_champion=True`` (demo models)
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +84,43 @@ MASK_THRESHOLD = 0.5
 
 class TrainingDataError(Exception):
     """The training folder does not have the expected layout."""
+
+
+@dataclass(frozen=True)
+class DicomTrainingSeries:
+    label: str
+    hounsfield: list[np.ndarray]  # slices in InstanceNumber order
+    masks: np.ndarray  # bool (slices, rows, columns)
+
+
+def is_dicom_training_folder(data_dir: Path) -> bool:
+    from ml.phantoms import MASKS_FILE_NAME
+
+    return any((child / MASKS_FILE_NAME).is_file() for child in data_dir.iterdir())
+
+
+def load_dicom_training_series(data_dir: str | Path) -> dict[str, DicomTrainingSeries]:
+    import pydicom
+
+    from ml.phantoms import MASKS_FILE_NAME
+    from ml.preprocessing import hounsfield_from_dicom
+
+    series = {}
+    for series_directory in sorted(Path(data_dir).iterdir()):
+        masks_path = series_directory / MASKS_FILE_NAME
+        if not masks_path.is_file():
+            continue
+        datasets = sorted((pydicom.dcmread(path) for path in series_directory.glob("*.dcm")),
+                          key=lambda dataset: int(dataset.InstanceNumber))
+        with np.load(masks_path) as stored:
+            masks, label = stored["masks"].astype(bool), str(stored["label"])
+        if len(datasets) != len(masks):
+            raise TrainingDataError(f"{series_directory}: {len(datasets)} files, {len(masks)} masks")
+        series[series_directory.name] = DicomTrainingSeries(
+            label, [hounsfield_from_dicom(dataset) for dataset in datasets], masks)
+    if not series:
+        raise TrainingDataError(f"no series with {MASKS_FILE_NAME} under {data_dir}")
+    return series
 
 
 def _image_files(directory: Path) -> list[Path]:
@@ -227,6 +270,36 @@ def _flat_classification_metrics(metrics: dict, *, prefix: str) -> dict[str, flo
     return {name: value for name, value in flat.items() if not np.isnan(value)}
 
 
+def _classification_splits(data_dir: Path, *, config: PreprocessingConfig, seed: int):
+    """Prepared ``{"train"|"valid"|"test": (inputs, labels)}`` and where the test split came from."""
+    if is_dicom_training_folder(data_dir):
+        series = load_dicom_training_series(data_dir)
+        names = _split_patients(sorted(series), validation_fraction=0.2, test_fraction=0.2,
+                                seed=seed)
+        splits = {}
+        for split, split_names in zip(("train", "valid", "test"), names, strict=True):
+            slices, labels = [], []
+            for name in split_names:
+                item = series[name]
+                shows_lesion = item.masks.any(axis=(1, 2)) | (item.label == "normal")
+                slices += [array for array, keep in zip(item.hounsfield, shows_lesion,
+                                                        strict=True) if keep]
+                labels += [CLASS_NAMES.index(item.label)] * int(shows_lesion.sum())
+            splits[split] = (prepare_batch(slices, config=config, source="hounsfield"),
+                             np.asarray(labels, dtype=np.int32))
+        return splits, "series"
+    for required in ("train", "valid"):
+        if not (data_dir / required).is_dir():
+            raise TrainingDataError(f"{data_dir} has no {required}/ folder")
+    test_dir = data_dir / "test" if (data_dir / "test").is_dir() else data_dir / "valid"
+    splits = {}
+    for split, directory in (("train", data_dir / "train"), ("valid", data_dir / "valid"),
+                             ("test", test_dir)):
+        images, labels = load_classification_split(directory)
+        splits[split] = (prepare_batch(images, config=config, source="grey8"), labels)
+    return splits, test_dir.name
+
+
 def train_classifier(
     *,
     data_dir: str | Path,
@@ -251,20 +324,11 @@ def train_classifier(
 
     from ml.networks import FINE_TUNED_BLOCK_PREFIX, VGG16_BASE_NAME, build_classifier
 
-    data_dir = Path(data_dir)
-    for required in ("train", "valid"):
-        if not (data_dir / required).is_dir():
-            raise TrainingDataError(f"{data_dir} has no {required}/ folder")
-    test_dir = data_dir / "test" if (data_dir / "test").is_dir() else data_dir / "valid"
     config = PreprocessingConfig(
         input_size=input_size,
         normalisation="imagenet_caffe" if base_weights_path else "unit",
     )
-    splits = {}
-    for split, directory in (("train", data_dir / "train"), ("valid", data_dir / "valid"),
-                             ("test", test_dir)):
-        images, labels = load_classification_split(directory)
-        splits[split] = (prepare_batch(images, config=config, source="grey8"), labels)
+    splits, test_split_name = _classification_splits(Path(data_dir), config=config, seed=seed)
 
     _set_seed(seed)
     model = build_classifier(input_size=input_size, base_weights_path=base_weights_path)
@@ -284,7 +348,7 @@ def train_classifier(
             "fine_tune_learning_rate": fine_tune_learning_rate,
             "base_weights": Path(base_weights_path).name if base_weights_path else "random",
             "augment": augment, "seed": seed, "demo": demo,
-            "test_split": test_dir.name,
+            "test_split": test_split_name,
             "train_images": len(splits["train"][1]), "valid_images": len(splits["valid"][1]),
             "test_images": len(splits["test"][1]),
         })
@@ -333,8 +397,8 @@ def train_classifier(
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)
 
 
-def _stack_pairs(pairs, *, config: PreprocessingConfig):
-    images = prepare_batch([image for image, _ in pairs], config=config, source="grey8")
+def _stack_pairs(pairs, *, config: PreprocessingConfig, source: str = "grey8"):
+    images = prepare_batch([image for image, _ in pairs], config=config, source=source)
     masks = np.stack([prepare_mask(mask, input_size=config.input_size) for _, mask in pairs])
     return images, masks
 
@@ -364,16 +428,25 @@ def train_segmenter(
 
     from ml.networks import build_segmenter, dice_bce_loss, soft_dice
 
-    patients = load_segmentation_patients(data_dir)
+    if is_dicom_training_folder(Path(data_dir)):
+        source = "hounsfield"
+        patients = {
+            name: list(zip(item.hounsfield, item.masks, strict=True))
+            for name, item in load_dicom_training_series(data_dir).items()
+        }
+    else:
+        source = "grey8"
+        patients = load_segmentation_patients(data_dir)
     train_names, validation_names, test_names = _split_patients(
         sorted(patients), validation_fraction=validation_fraction,
         test_fraction=test_fraction, seed=seed,
     )
     config = PreprocessingConfig(input_size=input_size)
     train_inputs, train_masks = _stack_pairs(
-        [pair for name in train_names for pair in patients[name]], config=config)
+        [pair for name in train_names for pair in patients[name]], config=config, source=source)
     validation = _stack_pairs(
-        [pair for name in validation_names for pair in patients[name]], config=config)
+        [pair for name in validation_names for pair in patients[name]], config=config,
+        source=source)
 
     _set_seed(seed)
     model = build_segmenter(input_size=input_size, depth=depth, base_filters=base_filters)
@@ -405,7 +478,7 @@ def train_segmenter(
             validation[1][..., 0] > 0, predicted_masks(validation[0]))["dice"]
         true_volumes, predicted_volumes = [], []
         for name in test_names:
-            inputs, masks = _stack_pairs(patients[name], config=config)
+            inputs, masks = _stack_pairs(patients[name], config=config, source=source)
             true_volumes.append((masks[..., 0] > 0).ravel())
             predicted_volumes.append(predicted_masks(inputs).ravel())
         # Dice and IoU per case: each test patient's slices scored as one volume.

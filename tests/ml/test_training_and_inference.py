@@ -100,3 +100,23 @@ def test_importing_the_pure_modules_does_not_start_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_both_train_from_a_folder_of_dicom_series_with_masks(trained, tmp_path):
+    from ml.phantoms import write_dicom_training_series
+    from ml.training import load_dicom_training_series, train_classifier, train_segmenter
+
+    tracking_uri, classifier, segmenter = trained
+    data_dir = write_dicom_training_series(tmp_path, series_per_label=2, slices=4, size=32)
+    series = load_dicom_training_series(data_dir)
+    assert len(series) == 8 and series["normal_000"].masks.shape == (4, 32, 32)
+    # Plumbing only (one epoch); kept out of the champion's way so other tests see the same models.
+    new_classifier = train_classifier(data_dir=data_dir, tracking_uri=tracking_uri, input_size=32,
+                                      epochs=1, fine_tune_epochs=0, batch_size=8,
+                                      keep_existing_champion=True)
+    new_segmenter = train_segmenter(data_dir=data_dir, tracking_uri=tracking_uri, input_size=32,
+                                    depth=2, base_filters=4, epochs=1, batch_size=8,
+                                    keep_existing_champion=True)
+    assert new_classifier.version == classifier.version + 1 and not new_classifier.is_champion
+    assert new_segmenter.version == segmenter.version + 1 and not new_segmenter.is_champion
+    assert new_classifier.test_metrics["confusion_matrix"]

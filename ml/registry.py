@@ -85,9 +85,20 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+def _client(tracking_uri: str):
+    """A client bound to ``tracking_uri``; reads use it so they never touch MLflow's globals."""
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 @contextlib.contextmanager
 def _tracking(tracking_uri: str):
-    """Point the global MLflow client at ``tracking_uri`` for the duration, then restore it."""
+    """Point the global MLflow client at ``tracking_uri`` for the duration, then restore it.
+
+    Only logging a model needs this (``mlflow.tensorflow.log_model`` works on the active run
+    through the globals); everything else uses ``_client``.
+    """
     import mlflow
 
     previous_tracking = mlflow.get_tracking_uri()
@@ -106,13 +117,13 @@ def ensure_experiment(
 ) -> str:
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with _tracking(tracking_uri) as client:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return client.create_experiment(
-            name, artifact_location=artifact_location or default_artifact_location(tracking_uri)
-        )
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(
+        name, artifact_location=artifact_location or default_artifact_location(tracking_uri)
+    )
 
 
 def _signature(model):
@@ -203,11 +214,10 @@ def _champion(client, model_name: str):
 
 
 def champion_version(model_name: str, *, tracking_uri: str) -> RegisteredModelVersion | None:
-    with _tracking(tracking_uri) as client:
-        champion = _champion(client, model_name)
-        if champion is None:
-            return None
-        return _version_from(champion, champion_version=int(champion.version))
+    champion = _champion(_client(tracking_uri), model_name)
+    if champion is None:
+        return None
+    return _version_from(champion, champion_version=int(champion.version))
 
 
 def promote_if_better(
@@ -220,27 +230,27 @@ def promote_if_better(
     the version is promoted; with a champion scored on another metric it is not (the scores do not
     compare), unless forced. Returns whether ``version`` is the champion afterwards.
     """
-    with _tracking(tracking_uri) as client:
-        candidate = _version_from(
-            client.get_model_version(model_name, str(version)), champion_version=None
-        )
-        champion = _champion(client, model_name)
-        if champion is not None and int(champion.version) == candidate.version:
-            return True
-        if not force and champion is not None:
-            current = _version_from(champion, champion_version=int(champion.version))
-            comparable = (
-                current.validation_metric == candidate.validation_metric
-                and current.validation_score is not None
-                and candidate.validation_score is not None
-            )
-            if not comparable or candidate.validation_score <= current.validation_score:
-                return False
-        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(candidate.version))
+    client = _client(tracking_uri)
+    candidate = _version_from(
+        client.get_model_version(model_name, str(version)), champion_version=None
+    )
+    champion = _champion(client, model_name)
+    if champion is not None and int(champion.version) == candidate.version:
         return True
+    if not force and champion is not None:
+        current = _version_from(champion, champion_version=int(champion.version))
+        comparable = (
+            current.validation_metric == candidate.validation_metric
+            and current.validation_score is not None
+            and candidate.validation_score is not None
+        )
+        if not comparable or candidate.validation_score <= current.validation_score:
+            return False
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(candidate.version))
+    return True
 
 
-def _load(model_version) -> LoadedModel:
+def _load(model_version, *, tracking_uri: str) -> LoadedModel:
     import keras
     import mlflow
 
@@ -251,7 +261,8 @@ def _load(model_version) -> LoadedModel:
         )
     with tempfile.TemporaryDirectory(prefix="radassist-model-") as directory:
         local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=model_version.source, dst_path=directory
+            artifact_uri=model_version.source, dst_path=directory,
+            tracking_uri=tracking_uri, registry_uri=tracking_uri,
         ))
         keras_files = sorted(local.rglob("*.keras"))
         if not keras_files:
@@ -269,19 +280,17 @@ def _load(model_version) -> LoadedModel:
 
 
 def load_champion(model_name: str, *, tracking_uri: str) -> LoadedModel:
-    with _tracking(tracking_uri) as client:
-        champion = _champion(client, model_name)
-        if champion is None:
-            raise ModelNotRegistered(f"no {CHAMPION_ALIAS} version of {model_name} is registered")
-        return _load(champion)
+    champion = _champion(_client(tracking_uri), model_name)
+    if champion is None:
+        raise ModelNotRegistered(f"no {CHAMPION_ALIAS} version of {model_name} is registered")
+    return _load(champion, tracking_uri=tracking_uri)
 
 
 def load_version(model_name: str, version: int, *, tracking_uri: str) -> LoadedModel:
     from mlflow.exceptions import MlflowException
 
-    with _tracking(tracking_uri) as client:
-        try:
-            model_version = client.get_model_version(model_name, str(version))
-        except MlflowException as error:
-            raise ModelNotRegistered(f"{model_name} version {version} is not registered") from error
-        return _load(model_version)
+    try:
+        model_version = _client(tracking_uri).get_model_version(model_name, str(version))
+    except MlflowException as error:
+        raise ModelNotRegistered(f"{model_name} version {version} is not registered") from error
+    return _load(model_version, tracking_uri=tracking_uri)

@@ -19,7 +19,10 @@ def test_health_is_ok_when_everything_is_reachable(client, db):
 
 
 def test_health_answers_503_with_json_when_the_broker_is_unreachable(client, db, monkeypatch):
-    monkeypatch.setitem(celery_app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    # Celery prefers the CELERY_BROKER_URL environment variable (set in CI) over its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", unreachable)
+    monkeypatch.setitem(celery_app.conf, "broker_url", unreachable)
     monkeypatch.setitem(celery_app.conf, "broker_write_url", None)
 
     response = client.get("/health/")

@@ -32,6 +32,9 @@ app.conf.update(
         "ml.tasks.*": {"queue": "gpu"},
         "reports.tasks.*": {"queue": "reports"},
     },
+    beat_schedule={
+        "close-abandoned-upload-batches": {"task": "scans.tasks.close_abandoned_batches", "schedule": 300.0},
+    },
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

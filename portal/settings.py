@@ -210,6 +210,8 @@ INGEST_MAX_ZIP_TOTAL_BYTES = env.int("RADASSIST_INGEST_MAX_ZIP_TOTAL_MB", defaul
 INGEST_MAX_ZIP_RATIO = env.int("RADASSIST_INGEST_MAX_ZIP_RATIO", default=200)
 #: A series pushed through STOW-RS is complete when no instance arrived for this long.
 SERIES_QUIET_SECONDS = env.int("RADASSIST_SERIES_QUIET_SECONDS", default=30)
+#: An upload batch with no new file for this long is closed for its uploader (its series then complete).
+UPLOAD_BATCH_IDLE_SECONDS = env.int("RADASSIST_UPLOAD_BATCH_IDLE_SECONDS", default=3600)
 
 # Email --------------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -44,7 +44,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts.models import Patient
@@ -144,6 +144,27 @@ def close_batch(*, batch):
     for series in touched:
         complete_series(series=series)
     return batch
+
+
+def close_abandoned_batches(*, now=None):
+    """Close upload batches nobody finished (a browser closed mid-upload, a script that died).
+
+    What they stored is kept and its series complete as if the uploader had closed the batch;
+    otherwise those series would stay "receiving" for ever. Runs every few minutes from Celery beat.
+    Returns the number of batches closed.
+    """
+    now = now or timezone.now()
+    idle_since = now - timedelta(seconds=settings.UPLOAD_BATCH_IDLE_SECONDS)
+    abandoned = (
+        UploadBatch.objects.filter(closed_at__isnull=True, created_at__lt=idle_since)
+        .annotate(last_file_at=Max("files__created_at"))
+        .filter(Q(last_file_at__isnull=True) | Q(last_file_at__lt=idle_since))
+    )
+    closed = 0
+    for batch in abandoned:
+        close_batch(batch=batch)
+        closed += 1
+    return closed
 
 
 # Series completion --------------------------------------------------------------------------------

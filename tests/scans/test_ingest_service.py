@@ -16,6 +16,7 @@ from scans.services import (
     FailureReason,
     close_batch,
     complete_series,
+    close_abandoned_batches,
     complete_series_if_quiet,
     ingest_file,
     open_batch,
@@ -372,3 +373,25 @@ def test_uploaded_file_rows_record_every_outcome(north, write_ct_series):
     ingest_path(batch, pydicom_file("rtplan.dcm"))
     rows = list(UploadedFile.objects.filter(batch=batch).values_list("outcome", "failure_reason"))
     assert rows == [("stored", None), ("duplicate", None), ("rejected", 0x0122)]
+
+
+def test_an_abandoned_upload_is_closed_and_its_series_complete_while_a_live_one_stays_open(
+    north, write_ct_series, queued_analyses, settings, django_capture_on_commit_callbacks
+):
+    settings.UPLOAD_BATCH_IDLE_SECONDS = 3600
+    abandoned, live = batch_for(north), batch_for(north)
+    for path in write_ct_series(slices=2):
+        ingest_path(abandoned, path)
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    UploadBatch.objects.filter(pk=abandoned.pk).update(created_at=two_hours_ago)
+    abandoned.files.update(created_at=two_hours_ago)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert close_abandoned_batches() == 1
+
+    abandoned.refresh_from_db()
+    live.refresh_from_db()
+    assert abandoned.closed_at is not None and live.closed_at is None
+    series = Series.objects.get()
+    assert series.status == SeriesStatus.RECEIVED
+    assert queued_analyses == [series.pk]

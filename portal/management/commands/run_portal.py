@@ -51,6 +51,10 @@ class Command(BaseCommand):
                     "1",
                     "--loglevel",
                     "WARNING",
+                    # Periodic housekeeping (celery_app.beat_schedule) runs inside the one development worker.
+                    "--beat",
+                    "--schedule",
+                    str(settings.VAR_DIR / "celerybeat-schedule"),
                 ],
                 env=environment,
                 start_new_session=True,

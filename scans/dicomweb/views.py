@@ -10,6 +10,7 @@ import json
 
 import pydicom
 from django.http import Http404, HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -34,7 +35,11 @@ class ErrorsAsJson(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+@extend_schema(exclude=True)
 class DicomWebView(APIView):
+    """DICOMweb speaks application/dicom+json and multipart/related as PS3.18 defines them, not the
+    REST API's JSON: its reference is the standard, so it stays out of the OpenAPI schema."""
+
     permission_classes = [IsClinicalStaff]
     renderer_classes = [JSONRenderer]
     parser_classes = []

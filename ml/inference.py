@@ -8,7 +8,7 @@ Public interface:
     engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
     ModelRef(name, version, is_demo)
     SeriesPrediction(slice_probabilities, series_class, series_probabilities,
-                     lesion_slice_indices, masks, classifier, segmenter, class_names)
+                     lesion_slice_indices, masks, classifier, segmenter, class_names, timings)
     tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
 
 Process model: nothing here imports TensorFlow at module import. Models load on the first

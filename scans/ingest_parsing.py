@@ -11,9 +11,11 @@ frame is also decoded through pydicom's pixel-data plugins, which is cheap and i
 know that a compressed codestream is really decodable).
 """
 
+import contextlib
 import datetime
 import io
 import struct
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -408,13 +410,34 @@ class GreyImage:
     columns: int
 
 
+_PILLOW_STRICTNESS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def strict_pillow_decoding():
+    """Make Pillow refuse truncated images while we decode an upload.
+
+    WeasyPrint switches Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` on when it is imported; in a
+    process that has rendered a PDF, a cut-off PNG would otherwise load as a half-grey slice.
+    """
+    from PIL import ImageFile
+
+    with _PILLOW_STRICTNESS_LOCK:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def read_image(fileobj):
     """Decode a PNG or JPEG upload to 8-bit grey PNG bytes, or raise :class:`RejectedFile`."""
     from PIL import Image, UnidentifiedImageError
 
     fileobj.seek(0)
     try:
-        with Image.open(fileobj) as image:
+        with strict_pillow_decoding(), Image.open(fileobj) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS or width == 0 or height == 0:
                 raise RejectedFile(

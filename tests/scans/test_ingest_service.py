@@ -249,7 +249,15 @@ def test_zip_bombs_are_refused_without_unpacking(north, settings):
     assert not Instance.objects.exists()
 
 
-def test_png_and_jpeg_images_become_one_series_without_physical_scale(north):
+@pytest.fixture(params=[False, True], ids=["pillow-default", "after-weasyprint"])
+def pillow_truncation_setting(request, monkeypatch):
+    """Ingest must reject truncated images even where WeasyPrint has made Pillow lenient."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", request.param)
+
+
+def test_png_and_jpeg_images_become_one_series_without_physical_scale(north, pillow_truncation_setting):
     batch = batch_for(north, patient=north.patient)
     jpeg = io.BytesIO()
     Image.fromarray(np.full((12, 12), 90, dtype=np.uint8)).save(jpeg, format="JPEG")

@@ -1,4 +1,4 @@
-// Bulk upload: many files, a whole folder, or zip archives, sent in chunks into one upload batch.
+// Bulk upload: many files, a whole folder, or zip archives (chosen or dropped), sent in chunks into one batch.
 //
 // The page's form works without JavaScript (one POST, then the batch summary). With it, this script
 // 1. creates the batch (POST data-create-url with the chosen patient),
@@ -20,13 +20,19 @@ const rowsBody = document.getElementById("upload-file-rows");
 const doneLine = document.getElementById("upload-done");
 const detailLink = document.getElementById("upload-detail-link");
 const submitButton = document.getElementById("upload-submit");
+const dropZone = document.getElementById("upload-drop-zone");
+const droppedStatus = document.getElementById("upload-dropped");
+
+// Files dragged onto the drop zone, with their path inside a dropped folder.
+const droppedFiles = [];
+const droppedPaths = new WeakMap();
 
 function csrfToken() {
   return form.querySelector("input[name=csrfmiddlewaretoken]").value;
 }
 
 function selectedFiles() {
-  const files = [];
+  const files = [...droppedFiles];
   form.querySelectorAll("input[type=file]").forEach((input) => {
     for (const file of input.files) files.push(file);
   });
@@ -34,7 +40,54 @@ function selectedFiles() {
 }
 
 function displayName(file) {
-  return file.webkitRelativePath || file.name;
+  return droppedPaths.get(file) || file.webkitRelativePath || file.name;
+}
+
+function readDirectory(reader) {
+  // readEntries answers in batches (about 100 entries); call it until it answers with none.
+  return new Promise((resolve, reject) => {
+    const entries = [];
+    const readBatch = () => reader.readEntries((batch) => {
+      if (!batch.length) return resolve(entries);
+      entries.push(...batch);
+      readBatch();
+    }, reject);
+    readBatch();
+  });
+}
+
+async function filesOfEntry(entry) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    droppedPaths.set(file, entry.fullPath.replace(/^\//, ""));
+    return [file];
+  }
+  const children = await readDirectory(entry.createReader());
+  return (await Promise.all(children.map(filesOfEntry))).flat();
+}
+
+async function dropFiles(event) {
+  event.preventDefault();
+  dropZone.classList.remove("drop-zone-active");
+  const entries = [...event.dataTransfer.items]
+    .map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null))
+    .filter(Boolean);
+  const files = entries.length
+    ? (await Promise.all(entries.map(filesOfEntry))).flat()
+    : [...event.dataTransfer.files];
+  droppedFiles.push(...files);
+  const count = droppedFiles.length;
+  droppedStatus.textContent = `${count} dropped file${count === 1 ? "" : "s"} ready to upload.`;
+}
+
+function enableDropZone() {
+  dropZone.hidden = false;
+  dropZone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    dropZone.classList.add("drop-zone-active");
+  });
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("drop-zone-active"));
+  dropZone.addEventListener("drop", dropFiles);
 }
 
 function chunksOf(entries) {
@@ -209,9 +262,12 @@ async function upload(event) {
   } else {
     statusLine.textContent = "The files were sent, but the upload could not be finished; open the summary and try again.";
   }
+  droppedFiles.length = 0;
+  droppedStatus.textContent = "";
   doneLine.hidden = false;
   submitButton.disabled = false;
   detailLink.focus();
 }
 
 form.addEventListener("submit", upload);
+enableDropZone();

@@ -3,21 +3,12 @@
 from django.contrib import admin
 
 from ml.models import Analysis, KeyImage
-from portal.admin import ReadOnlyTenantAdmin
+from portal.admin import ReadOnlyInline, ReadOnlyTenantAdmin
 
 
-class KeyImageInline(admin.TabularInline):
+class KeyImageInline(ReadOnlyInline):
     model = KeyImage
-    extra = 0
-    can_delete = False
     fields = ("slice_index", "reason", "slice_location", "lesion_area")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).visible_to(request.user)

@@ -87,6 +87,25 @@ class ReadOnlyTenantAdmin(TenantAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown inside their parent's page; the parent's admin (through visible_to) decided they may be seen."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTenantAdmin):
     list_display = ("created_at", "actor_email", "action", "target_type", "target_label", "ip_address")

@@ -1,22 +1,13 @@
 from django.contrib import admin
 
-from portal.admin import ReadOnlyTenantAdmin
+from portal.admin import ReadOnlyInline, ReadOnlyTenantAdmin
 from reports.models import Report, ReportVersion
 
 
-class ReportVersionInline(admin.TabularInline):
+class ReportVersionInline(ReadOnlyInline):
     model = ReportVersion
     fields = ("number", "status", "signed_by_name", "signed_at", "amendment_note")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Report)

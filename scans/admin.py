@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from portal.admin import ReadOnlyTenantAdmin
+from portal.admin import ReadOnlyInline, ReadOnlyTenantAdmin
 from scans.models import Instance, Series, Study, UploadBatch, UploadedFile
 
 
@@ -48,19 +48,9 @@ class InstanceAdmin(ReadOnlyTenantAdmin):
     list_select_related = ("series",)
 
 
-class UploadedFileInline(admin.TabularInline):
+class UploadedFileInline(ReadOnlyInline):
     model = UploadedFile
     fields = ("name", "size", "outcome", "reason", "failure_reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        """The parent admin (through visible_to) already decided that this row may be seen."""
-        return True
 
 
 @admin.register(UploadBatch)

@@ -151,3 +151,19 @@ def test_no_page_shows_or_changes_another_hospitals_data(victim, north):
     assert not errors, "server errors:\n" + "\n".join(errors)
     assert not leaks, "foreign data shown:\n" + "\n".join(leaks)
     assert snapshot_of(world.hospital) == before, "a request of another hospital changed the victim's data"
+
+
+def test_a_hospital_admin_opens_the_admin_page_of_every_own_row(victim, client):
+    """The other side of the wall: the same rows are readable by their own hospital's admin."""
+    from django.contrib import admin
+
+    world, planted_objects, _markers, _url_values = victim
+    client.force_login(world.admin)
+    opened = 0
+    for obj in planted_objects:
+        if type(obj) not in admin.site._registry:
+            continue
+        response = client.get(reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk]))
+        assert response.status_code == 200, f"{obj._meta.label} {obj.pk}: {response.status_code}"
+        opened += 1
+    assert opened >= 5

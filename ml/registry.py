@@ -93,11 +93,11 @@ def _client(tracking_uri: str):
 
 
 @contextlib.contextmanager
-def _tracking(tracking_uri: str):
+def using_tracking_store(tracking_uri: str):
     """Point the global MLflow client at ``tracking_uri`` for the duration, then restore it.
 
-    Only logging a model needs this (``mlflow.tensorflow.log_model`` works on the active run
-    through the globals); everything else uses ``_client``.
+    Only training runs and logging a model need this (``mlflow.start_run`` and
+    ``mlflow.tensorflow.log_model`` work through the globals); everything else uses ``_client``.
     """
     import mlflow
 
@@ -167,7 +167,7 @@ def register_keras_model(
     """Log ``model`` to the active run and register it as a new version of ``model_name``."""
     import mlflow
 
-    with _tracking(tracking_uri) as client:
+    with using_tracking_store(tracking_uri) as client:
         version_tags = {
             PREPROCESSING_TAG: json.dumps(preprocessing_config.to_dict()),
             VALIDATION_METRIC_TAG: validation_metric,
@@ -250,6 +250,20 @@ def promote_if_better(
     return True
 
 
+def _artifact_location(model_version, *, tracking_uri: str) -> str:
+    """Where the version's files are, found through a client bound to ``tracking_uri``.
+
+    MLflow 3 registers a logged model with a ``models:/m-...`` source, which MLflow itself resolves
+    through the process-wide tracking URI: in a process that has also used another store (the tests,
+    a worker that trained a model), that lookup would search the wrong store.
+    """
+    source = model_version.source
+    if source.startswith("models:/m-"):
+        model_id = source.removeprefix("models:/").split("/", 1)[0]
+        return _client(tracking_uri).get_logged_model(model_id).artifact_location
+    return source
+
+
 def _load(model_version, *, tracking_uri: str) -> LoadedModel:
     import keras
     import mlflow
@@ -261,7 +275,7 @@ def _load(model_version, *, tracking_uri: str) -> LoadedModel:
         )
     with tempfile.TemporaryDirectory(prefix="radassist-model-") as directory:
         local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=model_version.source, dst_path=directory,
+            artifact_uri=_artifact_location(model_version, tracking_uri=tracking_uri), dst_path=directory,
             tracking_uri=tracking_uri, registry_uri=tracking_uri,
         ))
         keras_files = sorted(local.rglob("*.keras"))

@@ -75,6 +75,7 @@ from ml.registry import (
     ensure_experiment,
     promote_if_better,
     register_keras_model,
+    using_tracking_store,
 )
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
@@ -340,8 +341,7 @@ def train_classifier(
     experiment_id = ensure_experiment(
         CLASSIFIER_MODEL_NAME, tracking_uri=tracking_uri, artifact_location=artifact_location
     )
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
+    with using_tracking_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
         mlflow.log_params({
             "input_size": input_size, "epochs": epochs, "fine_tune_epochs": fine_tune_epochs,
             "batch_size": batch_size, "learning_rate": learning_rate,
@@ -458,8 +458,7 @@ def train_segmenter(
     experiment_id = ensure_experiment(
         SEGMENTER_MODEL_NAME, tracking_uri=tracking_uri, artifact_location=artifact_location
     )
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
+    with using_tracking_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
         mlflow.log_params({
             "input_size": input_size, "depth": depth, "base_filters": base_filters,
             "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,

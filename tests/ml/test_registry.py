@@ -27,13 +27,12 @@ def register(tracking_uri, *, score, metric="dice", is_demo=False, seed=0, model
     import mlflow
 
     from ml.networks import build_segmenter
-    from ml.registry import ensure_experiment, register_keras_model
+    from ml.registry import ensure_experiment, register_keras_model, using_tracking_store
 
     keras.utils.set_random_seed(seed)
     model = build_segmenter(input_size=16, depth=1, base_filters=4)
     experiment_id = ensure_experiment(model_name, tracking_uri=tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
+    with using_tracking_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
         registered = register_keras_model(
             model=model, model_name=model_name,
             preprocessing_config=PreprocessingConfig(input_size=16),
@@ -92,3 +91,20 @@ def test_loading_without_a_champion_says_so(tracking_uri):
         load_champion("never-registered", tracking_uri=tracking_uri)
     with pytest.raises(ModelNotRegistered):
         load_version(MODEL_NAME, 99, tracking_uri=tracking_uri)
+
+
+def test_a_champion_loads_from_its_own_store_whatever_store_mlflow_last_used(tracking_uri, tmp_path):
+    """A worker (or a test run) that trained into another store must still load from the configured one."""
+    import mlflow
+
+    from ml.registry import load_champion, promote_if_better
+
+    _model, registered = register(tracking_uri, score=0.9, model_name="elsewhere-test")
+    promote_if_better(model_name="elsewhere-test", version=registered.version, tracking_uri=tracking_uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'another.db'}")
+    try:
+        loaded = load_champion("elsewhere-test", tracking_uri=tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert loaded.version == registered.version

@@ -18,6 +18,7 @@ def register_tiny_models(tracking_uri):
         ensure_experiment,
         promote_if_better,
         register_keras_model,
+        using_tracking_store,
     )
 
     keras.utils.set_random_seed(0)
@@ -29,8 +30,7 @@ def register_tiny_models(tracking_uri):
     versions = []
     for name, model, config, metric in specifications:
         experiment_id = ensure_experiment(name, tracking_uri=tracking_uri)
-        mlflow.set_tracking_uri(tracking_uri)
-        with mlflow.start_run(experiment_id=experiment_id):
+        with using_tracking_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
             registered = register_keras_model(
                 model=model, model_name=name, preprocessing_config=config, validation_metric=metric,
                 validation_score=0.5, tracking_uri=tracking_uri, is_demo=True,

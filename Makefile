@@ -47,6 +47,7 @@ lint: venv
 bench: venv
 	$(PYTHON) bench/inference.py
 	$(PYTHON) bench/ingest.py
+	$(PYTHON) manage.py bootstrap_models
 	$(PYTHON) bench/pipeline.py
 	$(PYTHON) bench/report_pdf.py
 	$(PYTHON) bench/viewer.py

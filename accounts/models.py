@@ -252,7 +252,7 @@ class ApiKey(models.Model):
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
-        ordering = ["hospital", "name"]
+        ordering = ["hospital_id", "name"]
         constraints = [models.UniqueConstraint(fields=["hospital", "name"], name="unique_api_key_name_per_hospital")]
 
     def __str__(self):

@@ -114,7 +114,7 @@ class KeyImage(models.Model):
     objects = KeyImageQuerySet.as_manager()
 
     class Meta:
-        ordering = ["analysis", "slice_index"]
+        ordering = ["analysis_id", "slice_index"]
         constraints = [
             models.UniqueConstraint(fields=["analysis", "slice_index", "reason"], name="unique_key_image_per_reason")
         ]

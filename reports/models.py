@@ -127,7 +127,7 @@ class ReportVersion(models.Model):
     objects = ReportVersionQuerySet.as_manager()
 
     class Meta:
-        ordering = ["report", "-number"]
+        ordering = ["report_id", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["report", "number"], name="unique_report_version_number"),
             models.UniqueConstraint(fields=["report"], condition=Q(status="draft"), name="one_open_draft_per_report"),

@@ -99,7 +99,7 @@ class Series(models.Model):
     objects = SeriesQuerySet.as_manager()
 
     class Meta:
-        ordering = ["study", "series_number", "created_at"]
+        ordering = ["study_id", "series_number", "created_at"]
         verbose_name_plural = "series"
         constraints = [
             models.UniqueConstraint(fields=["hospital", "series_instance_uid"], name="unique_series_uid_per_hospital")
@@ -153,7 +153,7 @@ class Instance(models.Model):
     objects = InstanceQuerySet.as_manager()
 
     class Meta:
-        ordering = ["series", "slice_location", "instance_number", "pk"]
+        ordering = ["series_id", "slice_location", "instance_number", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["hospital", "sop_instance_uid"], name="unique_sop_uid_per_hospital")
         ]
@@ -225,7 +225,7 @@ class UploadedFile(models.Model):
     objects = UploadedFileQuerySet.as_manager()
 
     class Meta:
-        ordering = ["batch", "pk"]
+        ordering = ["batch_id", "pk"]
 
     def __str__(self):
         return f"{self.name}: {self.get_outcome_display()}"

@@ -14,9 +14,9 @@ from accounts.models import Patient
 from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch, UploadedFile
 from scans.services import (
     FailureReason,
+    close_abandoned_batches,
     close_batch,
     complete_series,
-    close_abandoned_batches,
     complete_series_if_quiet,
     ingest_file,
     open_batch,

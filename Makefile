@@ -39,6 +39,7 @@ pdf-tools:
 	  else echo "Report tests need Debian's poppler-utils: sudo apt-get install poppler-utils"; exit 1; fi; }
 
 test: system-check browser compose-cli pdf-tools
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv

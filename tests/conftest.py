@@ -60,3 +60,17 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory):
+    """An MLflow store with tiny demo champions of both models, made once per test session.
+
+    Shared by the pipeline, command and browser tests, so the models are registered only once.
+    """
+    from tests.pipeline.tiny_models import register_tiny_models
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{directory / 'mlflow.db'}"
+    register_tiny_models(tracking_uri)
+    return tracking_uri

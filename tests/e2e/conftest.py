@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.conftest import tiny_model_store  # noqa: F401 - the pipeline tests' session fixture, reused
-
 # Playwright's sync API runs an asyncio loop in the test thread; Django refuses ORM calls from a thread
 # with a running loop unless told that this is intended.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -38,7 +36,7 @@ def browser():
 
 
 @pytest.fixture
-def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):  # noqa: F811
+def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):
     """The live portal with tiny models, private files under tmp and Celery tasks run in the server thread."""
     import ml.tasks
     from celery_app import app as celery_app

@@ -1,17 +1,6 @@
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_model_store(tmp_path_factory):
-    """An MLflow store with tiny demo champions of both models, made once per test session."""
-    from tests.pipeline.tiny_models import register_tiny_models
-
-    directory = tmp_path_factory.mktemp("mlflow")
-    tracking_uri = f"sqlite:///{directory / 'mlflow.db'}"
-    register_tiny_models(tracking_uri)
-    return tracking_uri
-
-
 @pytest.fixture
 def pipeline_settings(settings, tiny_model_store, tmp_path):
     """Tiny champions and private files under tmp."""

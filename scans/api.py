@@ -22,7 +22,7 @@ from scans.serializers import (
     UploadRequestSerializer,
     UploadResponseSerializer,
 )
-from scans.services import close_batch, ingest_file, open_batch
+from scans.services import close_batch, ingest_files, open_batch
 
 
 class StudyFilter(django_filters.FilterSet):
@@ -161,9 +161,8 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             source=UploadBatch.Source.API,
             patient=request_serializer.validated_data.get("patient"),
         )
-        results = []
-        for uploaded in request.FILES.getlist("files"):
-            results.extend(ingest_file(batch=batch, name=uploaded.name, fileobj=uploaded))
+        files = [(uploaded.name, uploaded) for uploaded in request.FILES.getlist("files")]
+        results = [result for file_results in ingest_files(batch=batch, files=files) for result in file_results]
         close_batch(batch=batch)
         counts = {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in FileOutcome.values}
         body = {

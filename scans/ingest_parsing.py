@@ -155,6 +155,18 @@ def read_dicom(fileobj, *, allowed_modalities):
     return header
 
 
+def identifying_uids(fileobj):
+    """(SOPClassUID, SOPInstanceUID) of a rejected file, as far as its header can be read, else empty."""
+    from pydicom import dcmread
+
+    try:
+        fileobj.seek(0)
+        header = dcmread(fileobj, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        return str(header.get("SOPClassUID", "")), str(header.get("SOPInstanceUID", ""))
+    except Exception:  # noqa: BLE001 - a file that is not DICOM at all simply has no UIDs to report
+        return "", ""
+
+
 def _text(dataset, keyword):
     return str(dataset.get(keyword, "") or "").strip()
 

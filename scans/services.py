@@ -55,6 +55,7 @@ from scans.ingest_parsing import (
     FailureReason,
     FileKind,
     RejectedFile,
+    identifying_uids,
     read_dicom,
     read_image,
     sniff_kind,
@@ -79,6 +80,7 @@ __all__ = [
     "complete_series",
     "complete_series_if_quiet",
     "ingest_file",
+    "ingest_files",
     "open_batch",
 ]
 
@@ -106,6 +108,9 @@ class IngestResult:
     reason: str
     failure_reason: int | None
     instance: Instance | None
+    #: The file's SOP Class and SOP Instance UIDs, as far as they could be read (STOW-RS reports them).
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
 
 
 # Batches ------------------------------------------------------------------------------------------
@@ -220,23 +225,36 @@ def _schedule_quiet_check(series_id, *, countdown):
 
 # Files --------------------------------------------------------------------------------------------
 
+#: Rows are written for a group of files at a time: this many files, or files holding this many bytes
+#: in all (they stay open until their group is written, so the bytes bound the memory a group holds).
+GROUP_MAX_FILES = 64
+GROUP_MAX_BYTES = 32 * 1024 * 1024
+#: A group whose insert loses a race on the unique constraints is written again this many times at most.
+GROUP_WRITE_ATTEMPTS = 3
+
 
 def ingest_file(*, batch, name, fileobj, expected_study_uid=None):
     """Ingest one uploaded file (a zip archive gives one result per entry). Never raises for user errors."""
-    name = str(name or "unnamed")[:500]
-    size = _size_of(fileobj)
-    if batch.closed_at is not None:
-        return [_record(batch, name, size, RejectedFile(
-            "This upload is already finished; start a new upload.", failure_reason=FailureReason.PROCESSING_FAILURE
-        ))]
-    if size > settings.INGEST_MAX_FILE_BYTES:
-        return [_record(batch, name, size, _too_large(size))]
-    kind = sniff_kind(fileobj)
-    if kind == FileKind.ZIP:
-        return _ingest_archive(batch=batch, name=name, fileobj=fileobj, size=size,
-                               expected_study_uid=expected_study_uid)
-    return [_ingest_single(batch=batch, name=name, fileobj=fileobj, size=size, kind=kind,
-                           expected_study_uid=expected_study_uid)]
+    (results,) = ingest_files(batch=batch, files=[(name, fileobj)], expected_study_uid=expected_study_uid)
+    return results
+
+
+def ingest_files(*, batch, files, expected_study_uid=None):
+    """Ingest ``(name, file)`` pairs; returns, in order, one list of results per pair (a zip: one per entry).
+
+    Files are read and checked one by one as ``files`` yields them (a STOW-RS body is read part by
+    part), and their rows are written a group at a time: one duplicate query, one transaction with
+    bulk inserts, patient, study and series looked up once per request. A file is closed once its
+    group is written. Never raises for user errors; should ``files`` itself raise (a STOW-RS body cut
+    short), the files read before are still written, then the error goes on to the caller.
+    """
+    ingest = _GroupedIngest(batch=batch, expected_study_uid=expected_study_uid)
+    try:
+        for name, fileobj in files:
+            ingest.add(name, fileobj)
+    finally:
+        results = ingest.finish()
+    return results
 
 
 def _too_large(size):
@@ -245,6 +263,10 @@ def _too_large(size):
         f"The file is {size / (1024 * 1024):,.0f} MB; files up to {limit_mb:,} MB are accepted.",
         failure_reason=FailureReason.OUT_OF_RESOURCES,
     )
+
+
+def _internal_error():
+    return RejectedFile(INTERNAL_ERROR_REASON, failure_reason=FailureReason.PROCESSING_FAILURE)
 
 
 def _size_of(fileobj):
@@ -273,63 +295,268 @@ def _record(batch, name, size, what, *, outcome=None, instance=None):
     )
 
 
-def _ingest_single(*, batch, name, fileobj, size, kind, expected_study_uid):
-    try:
-        if kind == FileKind.DICOM:
-            instance, outcome = _ingest_dicom(batch=batch, fileobj=fileobj, expected_study_uid=expected_study_uid)
-        elif kind == FileKind.IMAGE:
-            if expected_study_uid:
+@dataclass(eq=False)
+class _PendingFile:
+    """One file read and checked, waiting for its group's rows to be written.
+
+    ``rejection`` is what reading found; the other fields are what writing the group decided, and
+    are reset when the group is written again.
+    """
+
+    source: int  # which of the ``files`` it came from (a zip archive gives several)
+    name: str
+    size: int
+    fileobj: object = None
+    header: object = None  # the DicomHeader of a file that passed every check
+    rejection: RejectedFile | None = None
+    uids: tuple = ("", "")  # (SOPClassUID, SOPInstanceUID) of a rejected file, as far as they can be read
+    stored_name: str = ""
+    sha256: str = ""
+    file_size: int = 0
+    outcome: str = ""
+    instance: Instance | None = None
+    same_as: "_PendingFile | None" = None  # an earlier file of the group with the same SOPInstanceUID
+
+    def reset_write(self):
+        self.stored_name, self.sha256, self.file_size = "", "", 0
+        self.outcome, self.instance, self.same_as = "", None, None
+        if self.header is not None:
+            self.rejection = None
+
+    def result(self, uploaded_file):
+        rejection = self.rejection if self.outcome == FileOutcome.REJECTED else None
+        uids = (self.header.sop_class_uid, self.header.sop_instance_uid) if self.header else self.uids
+        return IngestResult(
+            uploaded_file=uploaded_file,
+            outcome=FileOutcome(self.outcome),
+            reason=str(rejection) if rejection else "",
+            failure_reason=rejection.failure_reason if rejection else None,
+            instance=self.instance if rejection is None else None,
+            sop_class_uid=uids[0],
+            sop_instance_uid=uids[1],
+        )
+
+
+class _GroupedIngest:
+    """The files of one request, read one by one and written a group at a time (see :func:`ingest_files`)."""
+
+    def __init__(self, *, batch, expected_study_uid):
+        self.batch = batch
+        self.expected_study_uid = expected_study_uid
+        self.results = []
+        self.pending = []
+        self.pending_bytes = 0
+        self.patients, self.studies, self.series = {}, {}, {}
+
+    # Reading -------------------------------------------------------------------------------------
+
+    def add(self, name, fileobj):
+        source = len(self.results)
+        self.results.append([])
+        name = str(name or "unnamed")[:500]
+        size = _size_of(fileobj)
+        if self.batch.closed_at is not None:
+            self._reject(source, name, size, fileobj, RejectedFile(
+                "This upload is already finished; start a new upload.", failure_reason=FailureReason.PROCESSING_FAILURE
+            ))
+        elif size > settings.INGEST_MAX_FILE_BYTES:
+            self._reject(source, name, size, fileobj, _too_large(size))
+        elif (kind := sniff_kind(fileobj)) == FileKind.ZIP:
+            self._add_archive(source, name, fileobj, size)
+        else:
+            self._add_single(source, name, fileobj, size, kind)
+
+    def finish(self):
+        self._write_pending()
+        return self.results
+
+    def _reject(self, source, name, size, fileobj, rejection):
+        uids = identifying_uids(fileobj) if sniff_kind(fileobj) == FileKind.DICOM else ("", "")
+        fileobj.close()
+        self._queue(_PendingFile(source=source, name=name, size=size, rejection=rejection, uids=uids))
+
+    def _queue(self, item):
+        self.pending.append(item)
+        if item.fileobj is not None:
+            self.pending_bytes += item.size
+        if len(self.pending) >= GROUP_MAX_FILES or self.pending_bytes >= GROUP_MAX_BYTES:
+            self._write_pending()
+
+    def _add_single(self, source, name, fileobj, size, kind):
+        if kind == FileKind.IMAGE:
+            self._add_image(source, name, fileobj, size)
+            return
+        if kind != FileKind.DICOM:
+            self._reject(source, name, size, fileobj,
+                         RejectedFile("Not a DICOM file (no DICM marker) and not a PNG or JPEG image."))
+            return
+        try:
+            header = self._read_dicom(fileobj)
+        except RejectedFile as rejection:
+            self._reject(source, name, size, fileobj, rejection)
+        except Exception:
+            logger.exception("ingest failed", extra={"batch_id": self.batch.pk})
+            self._reject(source, name, size, fileobj, _internal_error())
+        else:
+            self._queue(_PendingFile(source=source, name=name, size=size, fileobj=fileobj, header=header))
+
+    def _read_dicom(self, fileobj):
+        header = read_dicom(fileobj, allowed_modalities=settings.INGEST_ALLOWED_MODALITIES)
+        if self.expected_study_uid and header.study_instance_uid != self.expected_study_uid:
+            raise RejectedFile(
+                f"This instance belongs to study {header.study_instance_uid}, not to {self.expected_study_uid}.",
+                failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+            )
+        _check_patient_id(self.batch, header)
+        return header
+
+    def _add_image(self, source, name, fileobj, size):
+        """Images are few and numbered by arrival within their series: each is written at once, in order."""
+        self._write_pending()
+        try:
+            if self.expected_study_uid:
                 raise RejectedFile("Only DICOM files can be stored into a study.",
                                    failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS)
-            instance, outcome = _ingest_image(batch=batch, fileobj=fileobj)
+            instance, outcome = _ingest_image(batch=self.batch, fileobj=fileobj)
+        except RejectedFile as rejection:
+            result = _record(self.batch, name, size, rejection)
+        except Exception:
+            logger.exception("ingest failed", extra={"batch_id": self.batch.pk})
+            result = _record(self.batch, name, size, _internal_error())
         else:
-            raise RejectedFile("Not a DICOM file (no DICM marker) and not a PNG or JPEG image.")
-    except RejectedFile as rejection:
-        return _record(batch, name, size, rejection)
-    except Exception:
-        logger.exception("ingest failed", extra={"batch_id": batch.pk})
-        return _record(batch, name, size, RejectedFile(
-            INTERNAL_ERROR_REASON, failure_reason=FailureReason.PROCESSING_FAILURE
-        ))
-    return _record(batch, name, size, None, outcome=outcome, instance=instance)
+            result = _record(self.batch, name, size, None, outcome=outcome, instance=instance)
+        fileobj.close()
+        self.results[source].append(result)
 
+    # Writing -------------------------------------------------------------------------------------
 
-def _ingest_dicom(*, batch, fileobj, expected_study_uid):
-    header = read_dicom(fileobj, allowed_modalities=settings.INGEST_ALLOWED_MODALITIES)
-    if expected_study_uid and header.study_instance_uid != expected_study_uid:
-        raise RejectedFile(
-            f"This instance belongs to study {header.study_instance_uid}, not to {expected_study_uid}.",
-            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+    def _write_pending(self):
+        group, self.pending, self.pending_bytes = self.pending, [], 0
+        if not group:
+            return
+        for attempt in range(1, GROUP_WRITE_ATTEMPTS + 1):
+            try:
+                uploaded_files = self._write_group(group)
+                break
+            except Exception as error:
+                self._undo(group)
+                if isinstance(error, IntegrityError) and attempt < GROUP_WRITE_ATTEMPTS:
+                    continue  # a concurrent upload stored one of these first: its duplicate query now sees it
+                logger.exception("ingest failed", extra={"batch_id": self.batch.pk})
+                uploaded_files = self._record_failure(group)
+                break
+        for item, uploaded_file in zip(group, uploaded_files, strict=True):
+            if item.fileobj is not None:
+                item.fileobj.close()
+            self.results[item.source].append(item.result(uploaded_file))
+
+    def _write_group(self, group):
+        """Store the files of the group, then write all its rows in one transaction; returns its UploadedFiles."""
+        readable = [item for item in group if item.header is not None]
+        existing = {
+            instance.sop_instance_uid: instance
+            for instance in Instance.objects.for_hospital(self.batch.hospital_id)
+            .filter(sop_instance_uid__in={item.header.sop_instance_uid for item in readable})
+            .select_related("series__study")
+        }
+        first_of = {}
+        for item in readable:
+            uid = item.header.sop_instance_uid
+            if uid in existing:
+                item.outcome, item.instance = FileOutcome.DUPLICATE, existing[uid]
+            elif uid in first_of:
+                item.same_as = first_of[uid]
+            else:
+                try:
+                    self._store(item)
+                except Exception:  # storage refused this file (disk full, S3 error): the others go on
+                    logger.exception("storing an instance failed", extra={"batch_id": self.batch.pk})
+                    item.rejection, item.outcome = _internal_error(), FileOutcome.REJECTED
+                    continue
+                first_of[uid] = item
+        with transaction.atomic():
+            for item in first_of.values():
+                try:
+                    series = self._series_for(item.header)
+                except RejectedFile as rejection:
+                    item.rejection, item.outcome = rejection, FileOutcome.REJECTED
+                    continue
+                item.outcome, item.instance = FileOutcome.STORED, self._instance_row(item, series)
+            stored = [item.instance for item in first_of.values() if item.outcome == FileOutcome.STORED]
+            Instance.objects.bulk_create(stored)
+            for item in group:
+                if item.same_as is not None:
+                    original = item.same_as
+                    item.rejection, item.instance = original.rejection, original.instance
+                    item.outcome = FileOutcome.REJECTED if original.rejection else FileOutcome.DUPLICATE
+                elif not item.outcome:
+                    item.outcome = FileOutcome.REJECTED
+            _mark_instances_arrived(self.batch, {instance.series_id for instance in stored})
+            uploaded_files = UploadedFile.objects.bulk_create([self._uploaded_file_row(item) for item in group])
+        for item in first_of.values():
+            if item.outcome == FileOutcome.REJECTED:
+                self._delete_stored(item)
+        return uploaded_files
+
+    def _store(self, item):
+        header = item.header
+        path = instance_file_path(
+            hospital_id=self.batch.hospital_id,
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            sop_instance_uid=header.sop_instance_uid,
+            suffix=".dcm",
         )
-    existing = Instance.objects.for_hospital(batch.hospital_id).filter(
-        sop_instance_uid=header.sop_instance_uid
-    ).first()
-    if existing is not None:
-        return existing, FileOutcome.DUPLICATE
-    _check_patient_id(batch, header)
-    path = instance_file_path(
-        hospital_id=batch.hospital_id,
-        study_instance_uid=header.study_instance_uid,
-        series_instance_uid=header.series_instance_uid,
-        sop_instance_uid=header.sop_instance_uid,
-        suffix=".dcm",
-    )
+        field = Instance._meta.get_field("file")
+        content = _HashingFile(item.fileobj)
+        item.stored_name = field.storage.save(path, content, max_length=field.max_length)
+        item.sha256, item.file_size = content.hexdigest(), content.bytes_read
 
-    def create_rows(stored_name, sha256, file_size):
-        patient = _patient_for(batch, header)
-        study = _study_for(batch, patient, header)
-        series = _series_for(batch, study, header)
-        instance = Instance.objects.create(
-            hospital_id=batch.hospital_id,
+    def _delete_stored(self, item):
+        if item.stored_name:
+            Instance._meta.get_field("file").storage.delete(item.stored_name)
+            item.stored_name = ""
+
+    def _undo(self, group):
+        """Forget a group's write after its transaction rolled back: its files go, and so do the looked-up
+        rows, which may have been created in that transaction."""
+        for item in group:
+            self._delete_stored(item)
+            item.reset_write()
+        self.patients.clear()
+        self.studies.clear()
+        self.series.clear()
+
+    def _record_failure(self, group):
+        """A group that could not be written: every file of it is rejected, with the reason it had or ours."""
+        for item in group:
+            if item.rejection is None:
+                item.rejection = _internal_error()
+            item.outcome = FileOutcome.REJECTED
+        return UploadedFile.objects.bulk_create([self._uploaded_file_row(item) for item in group])
+
+    def _uploaded_file_row(self, item):
+        rejection = item.rejection if item.outcome == FileOutcome.REJECTED else None
+        return UploadedFile(
+            batch=self.batch, name=item.name, size=item.size, outcome=item.outcome,
+            reason=str(rejection) if rejection else "",
+            failure_reason=rejection.failure_reason if rejection else None,
+            instance=item.instance if item.outcome != FileOutcome.REJECTED else None,
+        )
+
+    def _instance_row(self, item, series):
+        header = item.header
+        return Instance(
+            hospital_id=self.batch.hospital_id,
             series=series,
             sop_instance_uid=header.sop_instance_uid,
             sop_class_uid=header.sop_class_uid,
             transfer_syntax_uid=header.transfer_syntax_uid,
             instance_number=header.instance_number,
             file_format=Instance.Format.DICOM,
-            file=stored_name,
-            file_size=file_size,
-            sha256=sha256,
+            file=item.stored_name,
+            file_size=item.file_size,
+            sha256=item.sha256,
             rows=header.rows,
             columns=header.columns,
             number_of_frames=header.number_of_frames,
@@ -343,13 +570,80 @@ def _ingest_dicom(*, batch, fileobj, expected_study_uid):
             window_center=header.window_center,
             window_width=header.window_width,
         )
-        _mark_instance_arrived(batch, series)
-        return instance
 
-    return _store_then_create(
-        batch=batch, fileobj=fileobj, path=path, create_rows=create_rows,
-        duplicate_lookup={"sop_instance_uid": header.sop_instance_uid},
-    )
+    # Patients, studies, series: looked up once per request -----------------------------------------
+
+    def _series_for(self, header):
+        patient = self._patient_for(header)
+        study = self.studies.get(header.study_instance_uid)
+        if study is None:
+            study = self.studies[header.study_instance_uid] = _study_for(self.batch, patient, header)
+        if study.patient_id != patient.pk:
+            raise RejectedFile(
+                "This study is already filed under another patient in this hospital; check the patient of the file.",
+                failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+            )
+        series = self.series.get(header.series_instance_uid)
+        if series is None:
+            series = self.series[header.series_instance_uid] = _series_for(self.batch, study, header)
+        if series.study_id != study.pk:
+            raise RejectedFile(
+                "This series is already stored under another study; the file's StudyInstanceUID is inconsistent.",
+                failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+            )
+        series.study = study
+        return series
+
+    def _patient_for(self, header):
+        if self.batch.patient_id is not None:
+            return self.batch.patient
+        patient = self.patients.get(header.patient_id)
+        if patient is None:
+            patient = self.patients[header.patient_id] = _patient_for(self.batch, header)
+        return patient
+
+    # Zip archives --------------------------------------------------------------------------------
+
+    def _add_archive(self, source, name, fileobj, size):
+        """Each entry of a zip archive is ingested as its own file, within the zip bomb limits."""
+        fileobj.seek(0)
+        try:
+            archive = zipfile.ZipFile(fileobj)
+            entries = [entry for entry in archive.infolist() if not entry.is_dir()]
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+            self._reject(source, name, size, fileobj, RejectedFile("The zip archive is damaged and cannot be opened."))
+            return
+        rejection = _archive_rejection(entries)
+        if rejection is not None:
+            archive.close()
+            self._reject(source, name, size, fileobj, rejection)
+            return
+        with archive:
+            for entry in entries:
+                entry_name = f"{name}/{entry.filename}"[:500]
+                rejection = _entry_rejection(entry)
+                if rejection is None:
+                    self._add_entry(source, archive, entry, entry_name)
+                else:
+                    self._queue(_PendingFile(source=source, name=entry_name, size=entry.file_size, rejection=rejection))
+        fileobj.close()
+
+    def _add_entry(self, source, archive, entry, entry_name):
+        """Unpack one entry to a spooled temporary file (zipfile stops at the declared size and checks the CRC)."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY_BYTES)
+        try:
+            with archive.open(entry) as unpacked:
+                shutil.copyfileobj(unpacked, spool, COPY_CHUNK_BYTES)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
+            self._reject(source, entry_name, entry.file_size, spool,
+                         RejectedFile(f"The zip entry is damaged and cannot be unpacked ({error})."))
+            return
+        kind = sniff_kind(spool)
+        if kind == FileKind.ZIP:
+            self._reject(source, entry_name, entry.file_size, spool,
+                         RejectedFile("Zip archives inside zip archives are not unpacked; send them separately."))
+            return
+        self._add_single(source, entry_name, spool, entry.file_size, kind)
 
 
 def _ingest_image(*, batch, fileobj):
@@ -399,7 +693,7 @@ def _ingest_image(*, batch, fileobj):
             rows=image.rows,
             columns=image.columns,
         )
-        _mark_instance_arrived(batch, series)
+        _mark_instances_arrived(batch, {series.pk})
         return instance
 
     return _store_then_create(
@@ -408,14 +702,15 @@ def _ingest_image(*, batch, fileobj):
     )
 
 
-def _mark_instance_arrived(batch, series):
-    Series.objects.filter(pk=series.pk).update(last_instance_at=timezone.now())
-    if batch.source == UploadBatch.Source.STOW:
-        claimed = Series.objects.filter(pk=series.pk, quiet_check_pending=False).update(quiet_check_pending=True)
-        if claimed:
-            series_id = series.pk
+def _mark_instances_arrived(batch, series_ids):
+    """Note when instances last arrived; a STOW-RS series gets its quiet-period check (one at a time)."""
+    Series.objects.filter(pk__in=series_ids).update(last_instance_at=timezone.now())
+    if batch.source != UploadBatch.Source.STOW:
+        return
+    for series_id in series_ids:
+        if Series.objects.filter(pk=series_id, quiet_check_pending=False).update(quiet_check_pending=True):
             transaction.on_commit(
-                lambda: _schedule_quiet_check(series_id, countdown=settings.SERIES_QUIET_SECONDS)
+                lambda series_id=series_id: _schedule_quiet_check(series_id, countdown=settings.SERIES_QUIET_SECONDS)
             )
 
 
@@ -539,11 +834,6 @@ def _study_for(batch, patient, header):
             "referring_physician": header.referring_physician,
         },
     )
-    if study.patient_id != patient.pk:
-        raise RejectedFile(
-            "This study is already filed under another patient in this hospital; check the patient of the file.",
-            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
-        )
     return study
 
 
@@ -560,11 +850,6 @@ def _series_for(batch, study, header):
             "has_physical_scale": header.pixel_spacing is not None,
         },
     )
-    if series.study_id != study.pk:
-        raise RejectedFile(
-            "This series is already stored under another study; the file's StudyInstanceUID is inconsistent.",
-            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
-        )
     return series
 
 
@@ -581,40 +866,23 @@ def _unsafe_entry_name(entry_name):
     )
 
 
-def _ingest_archive(*, batch, name, fileobj, size, expected_study_uid):
-    """Each entry of a zip archive is ingested as its own file, within the zip bomb limits."""
-    fileobj.seek(0)
-    try:
-        archive = zipfile.ZipFile(fileobj)
-        entries = [entry for entry in archive.infolist() if not entry.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
-        return [_record(batch, name, size, RejectedFile("The zip archive is damaged and cannot be opened."))]
+def _archive_rejection(entries):
     if len(entries) > settings.INGEST_MAX_ZIP_ENTRIES:
-        return [_record(batch, name, size, RejectedFile(
+        return RejectedFile(
             f"The zip archive has {len(entries):,} files; archives of up to "
             f"{settings.INGEST_MAX_ZIP_ENTRIES:,} files are accepted.",
             failure_reason=FailureReason.OUT_OF_RESOURCES,
-        ))]
+        )
     total = sum(entry.file_size for entry in entries)
     if total > settings.INGEST_MAX_ZIP_TOTAL_BYTES:
-        return [_record(batch, name, size, RejectedFile(
+        return RejectedFile(
             f"The zip archive unpacks to {total / (1024 * 1024):,.0f} MB; archives of up to "
             f"{settings.INGEST_MAX_ZIP_TOTAL_BYTES // (1024 * 1024):,} MB unpacked are accepted.",
             failure_reason=FailureReason.OUT_OF_RESOURCES,
-        ))]
+        )
     if not entries:
-        return [_record(batch, name, size, RejectedFile("The zip archive is empty."))]
-    results = []
-    with archive:
-        for entry in entries:
-            entry_name = f"{name}/{entry.filename}"[:500]
-            rejection = _entry_rejection(entry)
-            if rejection is not None:
-                results.append(_record(batch, entry_name, entry.file_size, rejection))
-                continue
-            results.append(_ingest_entry(batch=batch, archive=archive, entry=entry, entry_name=entry_name,
-                                         expected_study_uid=expected_study_uid))
-    return results
+        return RejectedFile("The zip archive is empty.")
+    return None
 
 
 def _entry_rejection(entry):
@@ -632,21 +900,3 @@ def _entry_rejection(entry):
             failure_reason=FailureReason.OUT_OF_RESOURCES,
         )
     return None
-
-
-def _ingest_entry(*, batch, archive, entry, entry_name, expected_study_uid):
-    """Unpack one entry to a spooled temporary file (zipfile stops at the declared size and checks the CRC)."""
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY_BYTES) as spool:
-        try:
-            with archive.open(entry) as source:
-                shutil.copyfileobj(source, spool, COPY_CHUNK_BYTES)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
-            return _record(batch, entry_name, entry.file_size,
-                           RejectedFile(f"The zip entry is damaged and cannot be unpacked ({error})."))
-        spool.seek(0)
-        kind = sniff_kind(spool)
-        if kind == FileKind.ZIP:
-            return _record(batch, entry_name, entry.file_size,
-                           RejectedFile("Zip archives inside zip archives are not unpacked; send them separately."))
-        return _ingest_single(batch=batch, name=entry_name, fileobj=spool, size=entry.file_size, kind=kind,
-                              expected_study_uid=expected_study_uid)

@@ -35,7 +35,7 @@ from reports.models import Report
 from reports.rendering import build_finding
 from scans.forms import UploadStartForm
 from scans.models import FileOutcome, Series, Study, UploadBatch
-from scans.services import UploadNotAllowed, close_batch, ingest_file, open_batch
+from scans.services import UploadNotAllowed, close_batch, ingest_files, open_batch
 from scans.viewer import viewer_state
 from scans.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
 
@@ -71,11 +71,11 @@ def _open_web_batch(request, form):
 
 
 def _ingest_posted(batch, named_files):
-    answers = []
-    for name, uploaded in named_files:
-        results = ingest_file(batch=batch, name=name, fileobj=uploaded)
-        answers.append({"name": name, "results": [_result_json(result) for result in results]})
-    return answers
+    results = ingest_files(batch=batch, files=named_files)
+    return [
+        {"name": name, "results": [_result_json(result) for result in file_results]}
+        for (name, _), file_results in zip(named_files, results, strict=True)
+    ]
 
 
 def _result_json(result):

@@ -65,8 +65,9 @@ def _parse_headers(block):
 def read_parts(stream, boundary):
     """Yield each part of a multipart body read from ``stream`` (anything with ``read(size)``).
 
-    A part's file is closed when the next part is requested, so a caller handles one part at a
-    time and memory stays bounded by the chunk size and the spool threshold. Raises
+    The caller owns each part's file and closes it when done with it (the ingest service keeps a
+    group of parts open until their rows are written), so memory stays bounded by the chunk size,
+    the spool threshold and what the caller keeps. Raises
     ``MalformedMultipart`` for a body without the boundary, a part without a header end, or a body
     that ends before its closing delimiter.
     """
@@ -130,10 +131,7 @@ def read_parts(stream, boundary):
                 spool.close()
                 raise MalformedMultipart("The body ended before the closing boundary: was the upload cut short?")
         spool.seek(0)
-        try:
-            yield Part(headers=headers, file=spool, size=size)
-        finally:
-            spool.close()
+        yield Part(headers=headers, file=spool, size=size)
 
 
 def new_boundary():

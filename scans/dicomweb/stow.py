@@ -16,14 +16,12 @@ private (0011,1002) "duplicate" so that a client that cares can tell.
 
 from dataclasses import dataclass, field
 
-import pydicom
-
 from scans.dicomweb.dicom_json import STORE_NOTE_ELEMENT, dataset_from_attributes
 from scans.dicomweb.multipart import read_parts
 from scans.dicomweb.qido import instance_url, study_url
-from scans.ingest_parsing import FileKind, sniff_kind
+from scans.ingest_parsing import FileKind, identifying_uids, sniff_kind
 from scans.models import FileOutcome, UploadBatch
-from scans.services import FailureReason, close_batch, ingest_file, open_batch
+from scans.services import FailureReason, close_batch, ingest_files, open_batch
 
 DICOM_MEDIA_TYPE = "application/dicom"
 DUPLICATE_NOTE = "duplicate"
@@ -42,20 +40,7 @@ class StoreOutcome:
         return 202 if self.referenced else 409
 
 
-def part_uids(fileobj):
-    """(SOPClassUID, SOPInstanceUID) of a part, as far as its header can be read, for its failure item."""
-    try:
-        fileobj.seek(0)
-        header = pydicom.dcmread(
-            fileobj, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "SOPInstanceUID"]
-        )
-        return str(header.get("SOPClassUID", "")), str(header.get("SOPInstanceUID", ""))
-    except Exception:  # a part that is not DICOM at all simply has no UIDs to report
-        return "", ""
-
-
-def failure_item(fileobj, failure_reason):
-    sop_class_uid, sop_instance_uid = part_uids(fileobj)
+def failure_item(sop_class_uid, sop_instance_uid, failure_reason):
     return {
         "ReferencedSOPClassUID": sop_class_uid,
         "ReferencedSOPInstanceUID": sop_instance_uid,
@@ -64,40 +49,48 @@ def failure_item(fileobj, failure_reason):
 
 
 def store_instances(*, user, stream, boundary, study_uid, root):
-    """Ingest every part of the body; returns the StoreOutcome. Raises MalformedMultipart for a broken body."""
+    """Ingest every part of the body; returns the StoreOutcome. Raises MalformedMultipart for a broken body.
+
+    The parts go to the ingest service as the body is read, so its rows are written a group of
+    instances at a time while the client is still sending.
+    """
     outcome = StoreOutcome()
     batch = open_batch(hospital=user.hospital, uploaded_by=user, source=UploadBatch.Source.STOW)
-    try:
+
+    def dicom_parts():
         for number, part in enumerate(read_parts(stream, boundary), start=1):
             media_type, _ = part.content_type
             if media_type != DICOM_MEDIA_TYPE or sniff_kind(part.file) != FileKind.DICOM:
                 # STOW-RS carries PS3.10 files only: the web upload's PNG and zip handling must not apply.
-                outcome.failed.append(failure_item(part.file, FailureReason.CANNOT_UNDERSTAND))
+                with part.file:
+                    uids = identifying_uids(part.file)
+                outcome.failed.append(failure_item(*uids, FailureReason.CANNOT_UNDERSTAND))
                 continue
-            part.file.seek(0)
-            for result in ingest_file(
-                batch=batch, name=f"STOW-RS part {number}", fileobj=part.file, expected_study_uid=study_uid
-            ):
-                if result.outcome == FileOutcome.REJECTED:
-                    outcome.failed.append(
-                        failure_item(part.file, result.failure_reason or FailureReason.PROCESSING_FAILURE)
-                    )
-                    continue
-                instance = result.instance
-                series = instance.series
-                study_instance_uid = series.study.study_instance_uid
-                outcome.study_uids.add(study_instance_uid)
-                item = {
-                    "ReferencedSOPClassUID": instance.sop_class_uid,
-                    "ReferencedSOPInstanceUID": instance.sop_instance_uid,
-                    "RetrieveURL": instance_url(
-                        root, study_instance_uid, series.series_instance_uid, instance.sop_instance_uid
-                    ),
-                }
-                note = DUPLICATE_NOTE if result.outcome == FileOutcome.DUPLICATE else None
-                outcome.referenced.append((item, note))
+            yield f"STOW-RS part {number}", part.file
+
+    try:
+        results = ingest_files(batch=batch, files=dicom_parts(), expected_study_uid=study_uid)
     finally:
         close_batch(batch=batch)
+    for result in (result for part_results in results for result in part_results):
+        if result.outcome == FileOutcome.REJECTED:
+            outcome.failed.append(failure_item(
+                result.sop_class_uid, result.sop_instance_uid, result.failure_reason or FailureReason.PROCESSING_FAILURE
+            ))
+            continue
+        instance = result.instance
+        series = instance.series
+        study_instance_uid = series.study.study_instance_uid
+        outcome.study_uids.add(study_instance_uid)
+        item = {
+            "ReferencedSOPClassUID": instance.sop_class_uid,
+            "ReferencedSOPInstanceUID": instance.sop_instance_uid,
+            "RetrieveURL": instance_url(
+                root, study_instance_uid, series.series_instance_uid, instance.sop_instance_uid
+            ),
+        }
+        note = DUPLICATE_NOTE if result.outcome == FileOutcome.DUPLICATE else None
+        outcome.referenced.append((item, note))
     return outcome
 
 

@@ -3,14 +3,16 @@
 import io
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Patient
+from scans import services
 from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch, UploadedFile
 from scans.services import (
     FailureReason,
@@ -19,6 +21,7 @@ from scans.services import (
     complete_series,
     complete_series_if_quiet,
     ingest_file,
+    ingest_files,
     open_batch,
 )
 from tests.factories import PatientFactory
@@ -146,14 +149,79 @@ def test_concurrent_duplicate_losing_on_the_constraint_leaves_no_file(north, wri
 
 
 def test_failure_after_storing_leaves_no_file_and_no_row(north, write_ct_series, private_storage, monkeypatch):
-    def broken_create(*args, **kwargs):
+    def broken_insert(*args, **kwargs):
         raise IntegrityError("database went away")
 
-    monkeypatch.setattr(Instance.objects, "create", broken_create)
+    monkeypatch.setattr(Instance.objects, "bulk_create", broken_insert)
     result = only(ingest_path(batch_for(north), write_ct_series(slices=1)[0]))
     assert result.outcome == FileOutcome.REJECTED and result.failure_reason == FailureReason.PROCESSING_FAILURE
+    assert "error on our side" in result.reason
     assert not [p for p in private_storage.rglob("*") if p.is_file()]
     assert not Series.objects.exists() and not Study.objects.exists()
+    assert UploadedFile.objects.get().outcome == FileOutcome.REJECTED
+
+
+def open_files(paths):
+    return [(path.name, open(path, "rb")) for path in paths]
+
+
+def test_many_files_are_written_in_groups_with_one_outcome_per_file_in_order(
+    north, write_ct_series, private_storage, monkeypatch
+):
+    """A request of many files: groups of three here, a duplicate inside the request and one from before."""
+    monkeypatch.setattr(services, "GROUP_MAX_FILES", 3)
+    paths = write_ct_series(slices=7)
+    only(ingest_path(batch_for(north), paths[4]))
+    batch = batch_for(north)
+    files = open_files(paths[:3]) + [("notes.txt", io.BytesIO(b"not an image " * 20))] + open_files(paths[3:])
+    files.insert(2, (paths[0].name + " again", open(paths[0], "rb")))
+    results = [only(file_results) for file_results in ingest_files(batch=batch, files=files)]
+    outcomes = [result.outcome for result in results]
+    assert outcomes == [FileOutcome.STORED] * 2 + [FileOutcome.DUPLICATE] + [FileOutcome.STORED] + [
+        FileOutcome.REJECTED, FileOutcome.STORED, FileOutcome.DUPLICATE, FileOutcome.STORED, FileOutcome.STORED
+    ]
+    assert results[2].instance == results[0].instance
+    assert Instance.objects.count() == 7 and Series.objects.count() == 1
+    assert len([path for path in private_storage.rglob("*") if path.is_file()]) == 7
+    assert list(batch.files.values_list("outcome", flat=True)) == [str(outcome) for outcome in outcomes]
+    assert all(fileobj.closed for _, fileobj in files)
+    series = Series.objects.get()
+    assert list(series.instances.in_slice_order().values_list("instance_number", flat=True)) == list(range(1, 8))
+
+
+def test_a_group_that_cannot_be_written_is_rejected_and_the_other_groups_are_kept(
+    north, write_ct_series, private_storage, monkeypatch
+):
+    monkeypatch.setattr(services, "GROUP_MAX_FILES", 2)
+    real_insert = Instance.objects.bulk_create
+    calls = []
+
+    def second_insert_fails(rows, *args, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OperationalError("disk I/O error")
+        return real_insert(rows, *args, **kwargs)
+
+    monkeypatch.setattr(Instance.objects, "bulk_create", second_insert_fails)
+    paths = write_ct_series(slices=6)
+    results = [only(file_results) for file_results in ingest_files(batch=batch_for(north), files=open_files(paths))]
+    assert [result.outcome for result in results] == [FileOutcome.STORED] * 2 + [FileOutcome.REJECTED] * 2 + [
+        FileOutcome.STORED
+    ] * 2
+    assert all("error on our side" in result.reason for result in results[2:4])
+    stored_names = {Path(name).name for name in Instance.objects.values_list("file", flat=True)}
+    assert {path.name for path in private_storage.rglob("*") if path.is_file()} == stored_names
+    assert len(stored_names) == 4
+
+
+def test_rows_are_written_with_a_few_queries_whatever_the_number_of_files(
+    north, write_ct_series, django_assert_max_num_queries
+):
+    paths = write_ct_series(slices=40)
+    batch = batch_for(north)
+    with django_assert_max_num_queries(20):
+        results = ingest_files(batch=batch, files=open_files(paths))
+    assert {only(file_results).outcome for file_results in results} == {FileOutcome.STORED}
 
 
 def test_truncated_and_corrupted_files_are_rejected(north, write_ct_series, copy_of):

@@ -2,10 +2,10 @@
 
 Generates a 16-bit CT series (300 slices of 512x512 by default, about 150 MB) with
 ``ml.phantoms.write_dicom_series``, then for each path starts a fresh portal web process
-(gunicorn, one gthread worker as in docker/gunicorn.conf.py, with its own temporary SQLite
-database, media and broker folders), pushes the series and prints instances per second and the
-web worker's peak resident memory (VmHWM from /proc). Goal: web peak memory under 250 MB whatever
-the series size, and STOW-RS at least as fast as Orthanc's.
+(gunicorn, one gthread worker as in docker/gunicorn.conf.py, production settings with DEBUG off,
+its own temporary SQLite database, media and broker folders), pushes the series and prints
+instances per second and the web worker's peak resident memory (VmHWM from /proc). Goal: web
+peak memory under 250 MB whatever the series size, and STOW-RS at least as fast as Orthanc's.
 
 - STOW-RS: dicomweb-client ``store_instances`` in batches (``--batch`` instances per request;
   requests over 1 MB go out with chunked transfer encoding, as dicomweb-client sends them);
@@ -23,9 +23,11 @@ Nothing is fetched from the network; every process started here is stopped at th
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +93,12 @@ def peak_memory_mb(pid):
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far (utime and stime in /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_pids(pid):
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
@@ -132,7 +140,10 @@ class Portal:
             "RADASSIST_MEDIA_ROOT": str(workspace / "media"),
             "RADASSIST_UPLOAD_TEMP_DIR": str(workspace / "upload-tmp"),
             "RADASSIST_REQUIRE_MFA_FOR_STAFF": "false",
-            "DJANGO_DEBUG": "true",
+            # Production settings (no query log, no debug pages); plain HTTP on the loopback.
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
             "PYTHONUNBUFFERED": "1",
         }
         (workspace / "upload-tmp").mkdir(parents=True, exist_ok=True)
@@ -164,23 +175,28 @@ class Portal:
         ).raise_for_status()
         return self
 
+    def worker_pid(self):
+        (pid,) = child_pids(self.process.pid)  # one gunicorn worker
+        return pid
+
     def worker_peak_memory_mb(self):
-        return max(peak_memory_mb(pid) for pid in child_pids(self.process.pid))
+        return peak_memory_mb(self.worker_pid())
 
     def __exit__(self, *exc_info):
         stop(self.process)
         self.log.close()
 
 
-def stow_rs(url, datasets, *, batch_size, headers=None):
-    """Store through STOW-RS in batches; returns (seconds, instances stored)."""
+def stow_rs(url, datasets, *, batch_size, server_pid, headers=None):
+    """Store through STOW-RS in batches; returns (seconds, instances stored, server CPU seconds)."""
     client = DICOMwebClient(url=url, headers=headers or {})
     stored = 0
+    cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
     for batch in batches(datasets, batch_size):
         answer = client.store_instances(batch)
         stored += len(answer.get("ReferencedSOPSequence", []))
-    return time.perf_counter() - started, stored
+    return time.perf_counter() - started, stored, cpu_seconds(server_pid) - cpu_before
 
 
 def web_upload(portal, paths, *, batch_size):
@@ -192,7 +208,10 @@ def web_upload(portal, paths, *, batch_size):
     session = requests.Session()
     session.cookies.set("sessionid", portal.credentials["session_key"], domain="127.0.0.1")
     session.get(f"{portal.url}/upload/").raise_for_status()
-    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": f"{portal.url}/upload/"}
+    csrf_token = session.cookies["csrftoken"]
+    # Production marks the cookie Secure; over the loopback's plain HTTP the client must be told to send it.
+    session.cookies.set("csrftoken", csrf_token, domain="127.0.0.1")
+    headers = {"X-CSRFToken": csrf_token, "Referer": f"{portal.url}/upload/"}
     started = time.perf_counter()
     opened = session.post(f"{portal.url}/upload/batches/", data={"patient": ""}, headers=headers)
     opened.raise_for_status()
@@ -209,11 +228,13 @@ def web_upload(portal, paths, *, batch_size):
 
 
 def orthanc_stow(workspace, datasets, *, batch_size):
-    """Orthanc with its DICOMweb plugin on free ports; returns (seconds, stored, peak MB) or None if not installed."""
-    if not (Path(ORTHANC_BINARY).exists() and Path(ORTHANC_DICOMWEB_PLUGIN).exists()):
-        return None
+    """Orthanc with its DICOMweb plugin on a free port and a storage folder of its own.
+
+    Returns (seconds, stored, server CPU seconds, peak MB).
+    """
     port = free_port()
-    storage = workspace / "orthanc-storage"
+    workspace.mkdir(parents=True, exist_ok=True)
+    storage = workspace / "storage"
     configuration = workspace / "orthanc.json"
     configuration.write_text(json.dumps({
         "Name": "bench",
@@ -230,19 +251,26 @@ def orthanc_stow(workspace, datasets, *, batch_size):
     process = subprocess.Popen([ORTHANC_BINARY, str(configuration)], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/system", process=process)
-        seconds, stored = stow_rs(f"http://127.0.0.1:{port}/dicom-web", datasets, batch_size=batch_size)
-        return seconds, stored, peak_memory_mb(process.pid)
+        seconds, stored, cpu = stow_rs(
+            f"http://127.0.0.1:{port}/dicom-web", datasets, batch_size=batch_size, server_pid=process.pid
+        )
+        return seconds, stored, cpu, peak_memory_mb(process.pid)
     finally:
         stop(process)
         log.close()
 
 
-def report(label, seconds, stored, expected, peak_mb=None):
+def report(label, seconds, stored, expected, peak_mb=None, cpu=None):
     rate = stored / seconds if seconds else 0.0
+    server_cpu = f", server CPU {1000 * cpu / max(stored, 1):5.2f} ms/instance" if cpu is not None else ""
     memory = f", peak RSS {peak_mb:6.1f} MB" if peak_mb is not None else ""
     check = "" if stored == expected else f"  (!! {expected - stored} not stored)"
-    print(f"{label:<28} {stored:4d} instances in {seconds:7.2f} s = {rate:7.1f} instances/s{memory}{check}")
+    print(f"{label:<22} {stored:4d} in {seconds:6.2f} s = {rate:6.1f} instances/s{server_cpu}{memory}{check}")
     return rate
+
+
+def median(values):
+    return statistics.median(values) if values else 0.0
 
 
 def main():
@@ -250,6 +278,8 @@ def main():
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512, help="rows and columns of each slice")
     parser.add_argument("--batch", type=int, default=25, help="instances per STOW-RS request / upload POST")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every path, in turn (the order rotates each round); medians are compared")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     options = parser.parse_args()
@@ -260,34 +290,54 @@ def main():
         paths = write_series(workspace / "series", slices=options.slices, size=options.size)
         total_mb = sum(path.stat().st_size for path in paths) / 1e6
         datasets = [pydicom.dcmread(path) for path in paths]
-        print(f"Series: {len(paths)} files, {total_mb:.1f} MB; batches of {options.batch}\n", flush=True)
+        print(f"Series: {len(paths)} files, {total_mb:.1f} MB; batches of {options.batch}; "
+              f"{options.rounds} rounds\n", flush=True)
+        if not options.skip_orthanc and not (Path(ORTHANC_BINARY).exists() and Path(ORTHANC_DICOMWEB_PLUGIN).exists()):
+            print("Orthanc: not installed here (apt-get install orthanc orthanc-dicomweb); no comparison.")
+            options.skip_orthanc = True
+        rates = {"stow": [], "web": [], "orthanc": []}
+        peaks = []
 
-        with Portal(workspace / "portal-stow") as portal:
-            seconds, stored = stow_rs(
-                f"{portal.url}/dicomweb", datasets, batch_size=options.batch,
-                headers={"Authorization": f"Bearer {portal.credentials['api_secret']}"},
+        def run_stow(round_number):
+            with Portal(workspace / f"portal-stow-{round_number}") as portal:
+                seconds, stored, cpu = stow_rs(
+                    f"{portal.url}/dicomweb", datasets, batch_size=options.batch, server_pid=portal.worker_pid(),
+                    headers={"Authorization": f"Bearer {portal.credentials['api_secret']}"},
+                )
+                peak = portal.worker_peak_memory_mb()
+            peaks.append(peak)
+            rates["stow"].append(report("RadAssist STOW-RS", seconds, stored, len(paths), peak, cpu))
+
+        def run_web(round_number):
+            with Portal(workspace / f"portal-web-{round_number}") as portal:
+                files_seconds, close_seconds, stored, files_peak = web_upload(portal, paths, batch_size=options.batch)
+                peak = portal.worker_peak_memory_mb()
+            peaks.append(peak)
+            rates["web"].append(report("RadAssist web upload", files_seconds + close_seconds, stored, len(paths), peak))
+            print(f"  (closing the batch, which completes the series and queues its analysis: {close_seconds:.2f} s)")
+
+        def run_orthanc(round_number):
+            seconds, stored, cpu, peak = orthanc_stow(
+                workspace / f"orthanc-{round_number}", datasets, batch_size=options.batch
             )
-            stow_peak = portal.worker_peak_memory_mb()
-        portal_stow_rate = report("RadAssist STOW-RS", seconds, stored, len(paths), stow_peak)
+            rates["orthanc"].append(report("Orthanc STOW-RS", seconds, stored, len(paths), peak, cpu))
 
-        with Portal(workspace / "portal-web") as portal:
-            files_seconds, close_seconds, stored, files_peak = web_upload(portal, paths, batch_size=options.batch)
-            web_peak = portal.worker_peak_memory_mb()
-        report("RadAssist web upload", files_seconds + close_seconds, stored, len(paths), web_peak)
-        report("  of which the files", files_seconds, stored, len(paths), files_peak)
-        print(f"  and closing the batch (completes the series, queues its analysis): {close_seconds:.2f} s")
+        order = [run_stow, run_web] + ([] if options.skip_orthanc else [run_orthanc])
+        for round_number in range(options.rounds):
+            print(f"Round {round_number + 1}", flush=True)
+            shift = round_number % len(order)
+            for run in order[shift:] + order[:shift]:
+                os.sync()  # the previous run's files reach the disk before this one starts
+                run(round_number)
 
-        if options.skip_orthanc:
-            print("Orthanc: skipped (--skip-orthanc)")
-        else:
-            orthanc = orthanc_stow(workspace, datasets, batch_size=options.batch)
-            if orthanc is None:
-                print("Orthanc: not installed here (apt-get install orthanc orthanc-dicomweb); no comparison.")
-            else:
-                seconds, stored, peak = orthanc
-                orthanc_rate = report("Orthanc STOW-RS", seconds, stored, len(paths), peak)
-                print(f"\nRadAssist STOW-RS / Orthanc STOW-RS speed: {portal_stow_rate / orthanc_rate:.2f}x")
-        worst = max(stow_peak, web_peak)
+        print("\nMedians:")
+        print(f"  RadAssist STOW-RS     {median(rates['stow']):7.1f} instances/s")
+        print(f"  RadAssist web upload  {median(rates['web']):7.1f} instances/s")
+        if rates["orthanc"]:
+            print(f"  Orthanc STOW-RS       {median(rates['orthanc']):7.1f} instances/s")
+            ratio = median(rates["stow"]) / median(rates["orthanc"])
+            print(f"RadAssist STOW-RS / Orthanc STOW-RS speed: {ratio:.2f}x (goal >= 1)")
+        worst = max(peaks)
         verdict = "met" if worst < PEAK_MEMORY_GOAL_MB else "NOT met"
         print(f"Web worker peak memory goal (< {PEAK_MEMORY_GOAL_MB} MB): {verdict} (worst {worst:.1f} MB)")
     finally:

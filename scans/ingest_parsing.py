@@ -128,8 +128,9 @@ def read_dicom(fileobj, *, allowed_modalities):
         raise RejectedFile(f"Not a readable DICOM file: {error}") from error
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on damaged headers
         raise RejectedFile("The DICOM header is damaged or the file is truncated.") from error
+    values = HeaderValues(dataset)
     try:
-        header = _header_from(dataset)
+        header = _header_from(values)
     except RejectedFile:
         raise
     except Exception as error:  # noqa: BLE001 - a value pydicom cannot convert is a damaged header
@@ -151,7 +152,7 @@ def read_dicom(fileobj, *, allowed_modalities):
             f"Modality {header.modality or '(none)'} is not accepted here (accepted: {accepted}).",
             failure_reason=FailureReason.SOP_CLASS_NOT_SUPPORTED,
         )
-    check_pixel_data(fileobj, dataset=dataset, pixel_data_offset=pixel_data_offset)
+    check_pixel_data(fileobj, values=values, pixel_data_offset=pixel_data_offset)
     return header
 
 
@@ -165,6 +166,52 @@ def identifying_uids(fileobj):
         return str(header.get("SOPClassUID", "")), str(header.get("SOPInstanceUID", ""))
     except Exception:  # noqa: BLE001 - a file that is not DICOM at all simply has no UIDs to report
         return "", ""
+
+
+#: Header elements that differ in every file of a series; the others are mostly the same in all.
+PER_INSTANCE_KEYWORDS = frozenset(
+    {"SOPInstanceUID", "InstanceNumber", "ImagePositionPatient", "SliceLocation", "AcquisitionNumber"}
+)
+_CONVERTED_VALUES = {}
+_CONVERTED_VALUES_LIMIT = 20_000
+
+
+class HeaderValues:
+    """``dataset.get(keyword)`` that converts each distinct raw value once per process.
+
+    Every file of a series repeats most of its header (patient, study, series, geometry, pixel
+    description): pydicom would convert each of those raw values again in every file, which was
+    most of the time ingest spent in pydicom. A value is keyed by its tag, VR, raw bytes, byte
+    order and the file's character set, which is everything its conversion depends on; values
+    that change in every file skip the cache so that it holds the repeated ones.
+    """
+
+    def __init__(self, dataset):
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.dataelem import RawDataElement
+
+        self.dataset = dataset
+        self._raw_type = RawDataElement
+        self._tag_for_keyword = tag_for_keyword
+        self._character_set = getattr(dataset.get_item(0x00080005), "value", None)
+
+    def get(self, keyword, default=None):
+        tag = self._tag_for_keyword(keyword)
+        raw = self.dataset.get_item(tag) if tag is not None else None
+        if raw is None:
+            return default
+        if keyword in PER_INSTANCE_KEYWORDS or not isinstance(raw, self._raw_type) or raw.value is None:
+            return self.dataset.get(keyword, default)
+        key = (tag, raw.VR, raw.value, raw.is_little_endian, self._character_set)
+        try:
+            return _CONVERTED_VALUES[key]
+        except KeyError:
+            pass
+        value = self.dataset.get(keyword, default)
+        if len(_CONVERTED_VALUES) >= _CONVERTED_VALUES_LIMIT:
+            _CONVERTED_VALUES.clear()
+        _CONVERTED_VALUES[key] = value
+        return value
 
 
 def _text(dataset, keyword):
@@ -236,19 +283,21 @@ def slice_position(position, orientation):
     """ImagePositionPatient projected on the slice normal (row direction x column direction), in mm."""
     if position is None or orientation is None:
         return None
-    normal = np.cross(np.asarray(orientation[:3]), np.asarray(orientation[3:]))
-    if not np.any(normal):
+    (rx, ry, rz), (cx, cy, cz) = orientation[:3], orientation[3:]
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    if not any(normal):
         return None
-    return float(np.dot(np.asarray(position), normal))
+    return float(sum(p * n for p, n in zip(position, normal, strict=True)))
 
 
-def _header_from(dataset):
-    file_meta = getattr(dataset, "file_meta", None)
+def _header_from(values):
+    """The DicomHeader of a :class:`HeaderValues`."""
+    file_meta = getattr(values.dataset, "file_meta", None)
     transfer_syntax_uid = str(file_meta.get("TransferSyntaxUID", "") if file_meta is not None else "").strip()
     required = {
-        "SOPInstanceUID": _text(dataset, "SOPInstanceUID"),
-        "StudyInstanceUID": _text(dataset, "StudyInstanceUID"),
-        "SeriesInstanceUID": _text(dataset, "SeriesInstanceUID"),
+        "SOPInstanceUID": _text(values, "SOPInstanceUID"),
+        "StudyInstanceUID": _text(values, "StudyInstanceUID"),
+        "SeriesInstanceUID": _text(values, "SeriesInstanceUID"),
     }
     missing = [keyword for keyword, value in required.items() if not value]
     if missing:
@@ -264,43 +313,43 @@ def _header_from(dataset):
             f"{', '.join(too_long)} is longer than the 64 characters DICOM allows.",
             failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
         )
-    position = _number_list(dataset, "ImagePositionPatient", 3)
-    orientation = _number_list(dataset, "ImageOrientationPatient", 6)
+    position = _number_list(values, "ImagePositionPatient", 3)
+    orientation = _number_list(values, "ImageOrientationPatient", 6)
     location = slice_position(position, orientation)
     if location is None:
-        location = _optional_float(dataset, "SliceLocation")
+        location = _optional_float(values, "SliceLocation")
     return DicomHeader(
         sop_instance_uid=required["SOPInstanceUID"],
-        sop_class_uid=_text(dataset, "SOPClassUID"),
+        sop_class_uid=_text(values, "SOPClassUID"),
         study_instance_uid=required["StudyInstanceUID"],
         series_instance_uid=required["SeriesInstanceUID"],
         transfer_syntax_uid=transfer_syntax_uid,
-        modality=_text(dataset, "Modality").upper(),
-        patient_id=_text(dataset, "PatientID")[:64],
-        patient_name=person_name(dataset.get("PatientName", ""))[:200],
-        patient_birth_date=_dicom_date(dataset.get("PatientBirthDate", "")),
-        patient_sex=_sex(dataset),
-        accession_number=_text(dataset, "AccessionNumber")[:64],
-        study_date=_dicom_date(dataset.get("StudyDate", "")),
-        study_time=_dicom_time(dataset.get("StudyTime", "")),
-        study_description=_text(dataset, "StudyDescription")[:255],
-        referring_physician=person_name(dataset.get("ReferringPhysicianName", ""))[:255],
-        series_number=_optional_int(dataset, "SeriesNumber"),
-        series_description=_text(dataset, "SeriesDescription")[:255],
-        body_part=_text(dataset, "BodyPartExamined")[:64],
-        instance_number=_optional_int(dataset, "InstanceNumber"),
-        rows=_optional_int(dataset, "Rows") or 0,
-        columns=_optional_int(dataset, "Columns") or 0,
-        number_of_frames=_optional_int(dataset, "NumberOfFrames") or 1,
-        pixel_spacing=_number_list(dataset, "PixelSpacing", 2),
-        slice_thickness=_optional_float(dataset, "SliceThickness"),
+        modality=_text(values, "Modality").upper(),
+        patient_id=_text(values, "PatientID")[:64],
+        patient_name=person_name(values.get("PatientName", ""))[:200],
+        patient_birth_date=_dicom_date(values.get("PatientBirthDate", "")),
+        patient_sex=_sex(values),
+        accession_number=_text(values, "AccessionNumber")[:64],
+        study_date=_dicom_date(values.get("StudyDate", "")),
+        study_time=_dicom_time(values.get("StudyTime", "")),
+        study_description=_text(values, "StudyDescription")[:255],
+        referring_physician=person_name(values.get("ReferringPhysicianName", ""))[:255],
+        series_number=_optional_int(values, "SeriesNumber"),
+        series_description=_text(values, "SeriesDescription")[:255],
+        body_part=_text(values, "BodyPartExamined")[:64],
+        instance_number=_optional_int(values, "InstanceNumber"),
+        rows=_optional_int(values, "Rows") or 0,
+        columns=_optional_int(values, "Columns") or 0,
+        number_of_frames=_optional_int(values, "NumberOfFrames") or 1,
+        pixel_spacing=_number_list(values, "PixelSpacing", 2),
+        slice_thickness=_optional_float(values, "SliceThickness"),
         image_position_patient=position,
         image_orientation_patient=orientation,
         slice_location=location,
-        rescale_slope=_optional_float(dataset, "RescaleSlope") or 1.0,
-        rescale_intercept=_optional_float(dataset, "RescaleIntercept") or 0.0,
-        window_center=_optional_float(dataset, "WindowCenter"),
-        window_width=_optional_float(dataset, "WindowWidth"),
+        rescale_slope=_optional_float(values, "RescaleSlope") or 1.0,
+        rescale_intercept=_optional_float(values, "RescaleIntercept") or 0.0,
+        window_center=_optional_float(values, "WindowCenter"),
+        window_width=_optional_float(values, "WindowWidth"),
     )
 
 
@@ -323,12 +372,12 @@ def _remaining_bytes(fileobj):
     return end - here
 
 
-def check_pixel_data(fileobj, *, dataset, pixel_data_offset):
-    """Raise :class:`RejectedFile` unless the pixel data is complete and decodable here."""
+def check_pixel_data(fileobj, *, values, pixel_data_offset):
+    """Raise :class:`RejectedFile` unless the pixel data is complete and decodable here (``values``: HeaderValues)."""
     from pydicom.pixels.decoders.base import get_decoder
     from pydicom.uid import UID
 
-    transfer_syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    transfer_syntax = UID(str(values.dataset.file_meta.TransferSyntaxUID))
     try:
         decoder = get_decoder(transfer_syntax)
     except NotImplementedError:
@@ -338,8 +387,8 @@ def check_pixel_data(fileobj, *, dataset, pixel_data_offset):
             f"The image compression of this file ({transfer_syntax.name}) cannot be decoded here.",
             failure_reason=FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
         )
-    rows, columns = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
-    bits_allocated = int(dataset.get("BitsAllocated") or 0)
+    rows, columns = int(values.get("Rows") or 0), int(values.get("Columns") or 0)
+    bits_allocated = int(values.get("BitsAllocated") or 0)
     if rows <= 0 or columns <= 0 or bits_allocated <= 0:
         raise RejectedFile("The DICOM image has no size (Rows, Columns or BitsAllocated is missing).")
     fileobj.seek(pixel_data_offset)
@@ -349,8 +398,8 @@ def check_pixel_data(fileobj, *, dataset, pixel_data_offset):
         _check_fragments(fileobj, endian=endian)
         _decode_first_frame(fileobj, transfer_syntax)
     else:
-        frames = int(dataset.get("NumberOfFrames") or 1)
-        samples = int(dataset.get("SamplesPerPixel") or 1)
+        frames = int(values.get("NumberOfFrames") or 1)
+        samples = int(values.get("SamplesPerPixel") or 1)
         expected_bits = rows * columns * samples * frames * bits_allocated
         expected = (expected_bits + 7) // 8
         if length == UNDEFINED_LENGTH or length < expected or _remaining_bytes(fileobj) < min(length, expected):

@@ -1,0 +1,108 @@
+"""A PACS pushing a series through STOW-RS to gunicorn, as production runs it (docker/gunicorn.conf.py).
+
+dicomweb-client sends bodies over its chunk size with ``Transfer-Encoding: chunked``; Django's
+test server cannot read those, so this test starts gunicorn itself on a SQLite database of its
+own, pushes a generated series in small chunks, and reads it back with the same client.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = REPO_ROOT / "docker" / "gunicorn.conf.py"
+
+pytestmark = pytest.mark.slow
+
+SETUP = """
+import json
+from accounts.models import Hospital
+from accounts.services import create_api_key
+hospital = Hospital.objects.create(slug="pacs-test", name="PACS Test Hospital")
+_, secret = create_api_key(hospital=hospital, name="pacs")
+print(json.dumps({"secret": secret}))
+"""
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_portal(tmp_path):
+    port = free_port()
+    environment = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "CELERY_"))},
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "RADASSIST_VAR_DIR": str(tmp_path / "var"),
+        "RADASSIST_MEDIA_ROOT": str(tmp_path / "media"),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "gunicorn-stow-test-" + "x" * 40,
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=REPO_ROOT, env=environment, check=True, timeout=300)
+    setup = subprocess.run([*manage, "shell", "-c", SETUP], cwd=REPO_ROOT, env=environment, check=True,
+                           capture_output=True, text=True, timeout=120)
+    secret = json.loads(setup.stdout.strip().splitlines()[-1])["secret"]
+    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "portal.wsgi:application"],
+        cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
+            try:
+                if requests.get(f"{url}/health/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer /health/ within 60 s"
+            time.sleep(0.3)
+        yield url, secret
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # quick shutdown: no waiting for keep-alive connections
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_chunked_stow_rs_through_gunicorn_stores_every_instance(gunicorn_portal, write_ct_series):
+    url, secret = gunicorn_portal
+    paths = write_ct_series(slices=12, size=128)
+    datasets = [pydicom.dcmread(path) for path in paths]
+    # 64 KB chunks: the 12 instances (about 400 KB) go out with chunked transfer encoding.
+    client = DICOMwebClient(url=f"{url}/dicomweb", headers={"Authorization": f"Bearer {secret}"},
+                            chunk_size=64 * 1024)
+    answer = client.store_instances(datasets)
+    stored = {item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence}
+    assert stored == {dataset.SOPInstanceUID for dataset in datasets}
+    assert "FailedSOPSequence" not in answer
+
+    study_uid = datasets[0].StudyInstanceUID
+    [study] = client.search_for_studies(search_filters={"StudyInstanceUID": study_uid})
+    assert study["00201208"]["Value"] == [12]  # NumberOfStudyRelatedInstances
+    middle = datasets[6]
+    retrieved = client.retrieve_instance(study_uid, middle.SeriesInstanceUID, middle.SOPInstanceUID)
+    assert retrieved.pixel_array.tobytes() == middle.pixel_array.tobytes()
+
+    again = client.store_instances(datasets[:3])  # a PACS re-sending after a timeout
+    assert len(again.ReferencedSOPSequence) == 3 and "FailedSOPSequence" not in again
+    client._session.close()

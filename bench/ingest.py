@@ -37,6 +37,7 @@ from pathlib import Path
 import pydicom
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.data import get_testdata_file
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
@@ -144,6 +145,7 @@ class Portal:
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DATABASE_CONN_MAX_AGE": "60",  # as docker/env.example
             "PYTHONUNBUFFERED": "1",
         }
         (workspace / "upload-tmp").mkdir(parents=True, exist_ok=True)
@@ -169,10 +171,11 @@ class Portal:
             cwd=REPOSITORY, env=self.environment, stdout=self.log, stderr=subprocess.STDOUT,
         )
         wait_until_up(f"{self.url}/health/", process=self.process)
-        # One untimed DICOMweb search loads the views and pydicom, as a running server would have them.
-        requests.get(
-            f"{self.url}/dicomweb/studies", headers={"Authorization": f"Bearer {self.credentials['api_secret']}"}
-        ).raise_for_status()
+        # One untimed STOW-RS of pydicom's CT_small.dcm (a study of its own) loads the views, pydicom and
+        # the task queue client, as a server that has been running a while would have them.
+        DICOMwebClient(
+            url=f"{self.url}/dicomweb", headers={"Authorization": f"Bearer {self.credentials['api_secret']}"}
+        ).store_instances([pydicom.dcmread(get_testdata_file("CT_small.dcm"))])
         return self
 
     def worker_pid(self):

@@ -106,3 +106,22 @@ def test_chunked_stow_rs_through_gunicorn_stores_every_instance(gunicorn_portal,
     again = client.store_instances(datasets[:3])  # a PACS re-sending after a timeout
     assert len(again.ReferencedSOPSequence) == 3 and "FailedSOPSequence" not in again
     client._session.close()
+
+
+def test_bodies_with_a_length_through_gunicorn_store_every_file(gunicorn_portal, write_ct_series):
+    """STOW-RS with Content-Length (the client's default under its chunk size) and the REST upload form."""
+    url, secret = gunicorn_portal
+    headers = {"Authorization": f"Bearer {secret}"}
+    stow_paths, form_paths = write_ct_series(slices=4, size=64), write_ct_series(slices=5, size=64)
+    client = DICOMwebClient(url=f"{url}/dicomweb", headers=headers)
+    answer = client.store_instances([pydicom.dcmread(path) for path in stow_paths])
+    assert len(answer.ReferencedSOPSequence) == 4 and "FailedSOPSequence" not in answer
+    client._session.close()
+
+    files = [("files", (path.name, path.read_bytes(), "application/dicom")) for path in form_paths]
+    files.append(("files", ("notes.txt", b"not a scan", "text/plain")))
+    response = requests.post(f"{url}/api/v1/uploads/", headers=headers, files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["stored"], body["rejected"]) == (5, 1)
+    assert [result["outcome"] for result in body["results"]] == ["stored"] * 5 + ["rejected"]

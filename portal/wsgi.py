@@ -15,11 +15,18 @@ class RequestBody:
     time, copying its buffer at each step; for a 150 MB series pushed through STOW-RS or the
     upload form that was a fifth of the web worker's time. Both readers answer ``read(size)`` in
     one go, so they are read directly whenever nothing is buffered in front of them; everything
-    else (``readline``, a read after one) goes through gunicorn's own object.
+    else (``readline``, a read after one) goes through gunicorn's own object. The connection's
+    socket is read up to 256 KB per call instead of 8 KB, which saves most of the system calls.
     """
+
+    SOCKET_READ_BYTES = 256 * 1024
 
     def __init__(self, body):
         self._body = body
+        reader = body.reader
+        unreader = getattr(reader, "unreader", None) or getattr(getattr(reader, "req", None), "unreader", None)
+        if isinstance(getattr(unreader, "mxchunk", None), int) and hasattr(unreader, "sock"):
+            unreader.mxchunk = max(unreader.mxchunk, self.SOCKET_READ_BYTES)
 
     def read(self, size=-1):
         if size is None or size < 0 or self._body.buf.tell():

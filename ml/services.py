@@ -126,7 +126,8 @@ def queue_analysis(*, series_id):
     Idempotent: called again for the same series and champion versions, it returns the current
     analysis instead of making a second one, and sends the task again only while that analysis
     is still waiting (a duplicate delivery is harmless: the task skips finished work). When a new
-    champion was promoted since, a new generation supersedes the earlier analysis. Without any
+    champion was promoted since, or the series has received instances since (late slices), a new
+    generation supersedes the earlier analysis. Without any
     registered model the series is marked failed with a reason the doctor can act on.
     """
     try:
@@ -140,8 +141,10 @@ def queue_analysis(*, series_id):
     with transaction.atomic():
         series = Series.objects.select_for_update().get(pk=series_id)
         current = series.analyses.current().order_by("-generation").first()
-        if current is not None and all(
-            getattr(current, field) == value for field, value in versions.as_fields().items()
+        if (
+            current is not None
+            and current.slices_total == series.instances.count()
+            and all(getattr(current, field) == value for field, value in versions.as_fields().items())
         ):
             analysis = current
             if analysis.status != AnalysisStatus.QUEUED:
@@ -319,6 +322,22 @@ def _decode_instance(instance, content, *, position):
     return hounsfield
 
 
+def _check_distinct_positions(instances):
+    """Slices measured as a volume must each have a place of their own along the slice normal."""
+    seen = {}
+    for position, instance in enumerate(instances, start=1):
+        if instance.slice_location is None:
+            continue
+        location = round(instance.slice_location, 3)
+        if location in seen:
+            raise AnalysisFailed(
+                f"Images {seen[location]} and {position} of the series lie at the same position ({location:g} mm "
+                "along the slice normal): the series holds repeated or overlapping slices, for example two "
+                "reconstructions. Upload each reconstruction as a series of its own."
+            )
+        seen[location] = position
+
+
 def load_series_slices(analysis, *, heartbeat):
     instances = list(Instance.objects.filter(series_id=analysis.series_id).in_slice_order())
     if not instances:
@@ -326,6 +345,7 @@ def load_series_slices(analysis, *, heartbeat):
     formats = {instance.file_format for instance in instances}
     if len(formats) > 1:
         raise AnalysisFailed("The series mixes DICOM files and PNG/JPG images; upload them as separate series.")
+    _check_distinct_positions(instances)
     arrays = []
     for position, instance in enumerate(instances, start=1):
         try:

@@ -29,6 +29,7 @@ batch is a duplicate.
 
 Completion: a web or REST batch completes every series it stored into when it closes; STOW-RS
 leaves completion to the quiet period (``complete_series_if_quiet``, one pending check per series).
+Instances that arrive after their series completed complete it again (see ``complete_series``).
 """
 
 import hashlib
@@ -176,18 +177,26 @@ def close_abandoned_batches(*, now=None):
 
 
 def complete_series(*, series):
-    """Mark a receiving series received and queue its analysis, exactly once. Returns True if it did."""
+    """Mark a receiving series received and queue its analysis, once per set of instances.
+
+    A series that completed before and has since received instances it did not have (a PACS
+    sending late slices, a second upload of missing files) completes again: its analysis is
+    queued again and the new one covers every slice. Completing a series with nothing new changes
+    nothing. Returns True if it queued the analysis.
+    """
     with transaction.atomic():
         locked = Series.objects.select_for_update().get(pk=series.pk)
-        if locked.status != SeriesStatus.RECEIVING:
+        instance_count = locked.instances.count()
+        if locked.status == SeriesStatus.RECEIVING:
+            locked.status = SeriesStatus.RECEIVED
+        elif instance_count <= (locked.slices_total or 0):
             return False
-        locked.status = SeriesStatus.RECEIVED
         locked.completed_at = timezone.now()
-        locked.slices_total = locked.instances.count()
+        locked.slices_total = instance_count
         locked.save(update_fields=["status", "completed_at", "slices_total", "updated_at"])
         series_id = locked.pk
         transaction.on_commit(lambda: _queue_analysis(series_id))
-    series.status, series.completed_at = locked.status, locked.completed_at
+    series.status, series.completed_at, series.slices_total = locked.status, locked.completed_at, instance_count
     return True
 
 
@@ -198,7 +207,7 @@ def _queue_analysis(series_id):
 
 
 def complete_series_if_quiet(*, series_id, now=None):
-    """Complete a STOW-RS series once no instance arrived for ``SERIES_QUIET_SECONDS``.
+    """Complete a STOW-RS series once no instance arrived for ``SERIES_QUIET_SECONDS`` (late instances too).
 
     One check is pending per series at a time: while instances keep arriving it reschedules
     itself for the end of the new quiet period, so a 1,000-instance series costs a handful of
@@ -206,7 +215,7 @@ def complete_series_if_quiet(*, series_id, now=None):
     completion happen once.
     """
     now = now or timezone.now()
-    series = Series.objects.filter(pk=series_id, status=SeriesStatus.RECEIVING).first()
+    series = Series.objects.filter(pk=series_id).first()
     if series is None:
         return False
     quiet_until = (series.last_instance_at or now) + timedelta(seconds=settings.SERIES_QUIET_SECONDS)

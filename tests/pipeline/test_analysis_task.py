@@ -162,3 +162,40 @@ def test_without_models_the_series_fails_with_an_actionable_reason(north, pipeli
     series.refresh_from_db()
     assert series.status == SeriesStatus.FAILED
     assert "bootstrap_models" in series.status_reason
+
+
+def test_late_slices_get_a_new_analysis_of_the_whole_series(north, pipeline_settings, sent_tasks):
+    analysis_delay, _ = sent_tasks
+    series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=5, size=64)
+    first = queue(series)
+    run_queued(analysis_delay)
+    assert queue(series) == first, "nothing new: the finished analysis stands"
+
+    late = series.instances.order_by("instance_number").last()
+    late.pk, late.sop_instance_uid, late.instance_number = None, late.sop_instance_uid + ".9", 6
+    late.image_position_patient = [*late.image_position_patient[:2], late.image_position_patient[2] + 5.0]
+    late.slice_location += 5.0  # one slice further along (the phantom is axial)
+    late.save()
+    analysis_delay.reset_mock()
+    second = queue(series)
+    first.refresh_from_db()
+    assert second.generation == first.generation + 1 and first.is_superseded
+    assert second.slices_total == 6
+    run_queued(analysis_delay)
+    second.refresh_from_db()
+    assert second.status == AnalysisStatus.SUCCEEDED and len(second.slice_probabilities) == 6
+
+
+def test_two_slices_at_one_position_fail_with_a_reason_the_doctor_can_act_on(north, pipeline_settings, sent_tasks):
+    analysis_delay, _ = sent_tasks
+    series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=4, size=64)
+    repeated = series.instances.order_by("instance_number").last()
+    repeated.pk, repeated.sop_instance_uid, repeated.instance_number = None, repeated.sop_instance_uid + ".9", 5
+    repeated.save()
+    analysis = queue(series)
+    run_queued(analysis_delay)
+    analysis.refresh_from_db()
+    series.refresh_from_db()
+    assert analysis.status == AnalysisStatus.FAILED and series.status == SeriesStatus.FAILED
+    assert "lie at the same position" in analysis.failure_reason
+    assert "reconstruction as a series of its own" in series.status_reason

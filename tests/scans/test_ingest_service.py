@@ -441,6 +441,50 @@ def test_stow_series_completes_after_the_quiet_period_only(
     assert series.status == SeriesStatus.RECEIVED
 
 
+def test_late_instances_complete_their_series_again_and_a_resend_does_not(
+    north, write_ct_series, queued_analyses, django_capture_on_commit_callbacks
+):
+    """A second upload with the slice the first one missed queues a new analysis; re-sending it all does not."""
+    paths = write_ct_series(slices=4)
+
+    def upload(files):
+        batch = batch_for(north)
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest_files(batch=batch, files=open_files(files))
+            close_batch(batch=batch)
+
+    upload(paths[:3])
+    series = Series.objects.get()
+    assert queued_analyses == [series.pk]
+    Series.objects.filter(pk=series.pk).update(status=SeriesStatus.ANALYSED)  # as the pipeline leaves it
+    upload(paths[3:])
+    series.refresh_from_db()
+    assert queued_analyses == [series.pk, series.pk] and series.slices_total == 4
+    upload(paths)
+    assert queued_analyses == [series.pk, series.pk]
+
+
+def test_a_late_stow_instance_completes_its_series_again_after_the_quiet_period(
+    north, write_ct_series, queued_analyses, quiet_checks, settings, django_capture_on_commit_callbacks
+):
+    settings.SERIES_QUIET_SECONDS = 30
+    paths = write_ct_series(slices=3)
+
+    def stow(files, *, quiet_since):
+        batch = batch_for(north, source=UploadBatch.Source.STOW)
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest_files(batch=batch, files=open_files(files))
+            close_batch(batch=batch)
+        with django_capture_on_commit_callbacks(execute=True):
+            return complete_series_if_quiet(series_id=quiet_checks[-1], now=quiet_since + timedelta(seconds=31))
+
+    assert stow(paths[:2], quiet_since=timezone.now()) is True
+    series = Series.objects.get()
+    Series.objects.filter(pk=series.pk).update(status=SeriesStatus.REPORTED)
+    assert stow(paths[2:], quiet_since=timezone.now()) is True
+    assert queued_analyses == [series.pk, series.pk] and len(quiet_checks) == 2
+
+
 def test_uploaded_file_rows_record_every_outcome(north, write_ct_series):
     batch = batch_for(north)
     path = write_ct_series(slices=1)[0]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,9 +99,15 @@ def using_tracking_store(tracking_uri: str):
 
     Only training runs and logging a model need this (``mlflow.start_run`` and
     ``mlflow.tensorflow.log_model`` work through the globals); everything else uses ``_client``.
+    MLflow's setters also write ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` into the
+    process environment, which every process started afterwards inherits (``make run`` trains the
+    demo models, then starts the worker): those variables are put back exactly as they were, or
+    the worker would read its models from MLflow's default store instead of the configured one.
     """
     import mlflow
 
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    previous_environment = {name: os.environ.get(name) for name in variables}
     previous_tracking = mlflow.get_tracking_uri()
     previous_registry = mlflow.get_registry_uri()
     mlflow.set_tracking_uri(tracking_uri)
@@ -110,6 +117,11 @@ def using_tracking_store(tracking_uri: str):
     finally:
         mlflow.set_tracking_uri(previous_tracking)
         mlflow.set_registry_uri(previous_registry)
+        for name, value in previous_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def ensure_experiment(

@@ -108,3 +108,15 @@ def test_a_champion_loads_from_its_own_store_whatever_store_mlflow_last_used(tra
     finally:
         mlflow.set_tracking_uri(previous)
     assert loaded.version == registered.version
+
+
+def test_training_leaves_no_mlflow_store_in_the_environment_of_later_processes(tracking_uri, monkeypatch):
+    """``make run`` trains the demo models, then starts the worker with its own environment: a
+    store that MLflow wrote into os.environ during training would become the worker's store."""
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////configured/registry.db")
+    register(tracking_uri, score=0.5, model_name="environment-test")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:////configured/registry.db"

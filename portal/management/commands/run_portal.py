@@ -68,6 +68,10 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"Demo password: {DEMO_PASSWORD}")
         self.stdout.write("Press Ctrl-C to stop the web server and the worker.\n")
+        # Ctrl-C, and a SIGTERM from a process manager, both stop the children before this command exits
+        # (a shell that starts this in the background leaves SIGINT ignored unless it is set here).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while all(process.poll() is None for process in processes):
                 time.sleep(0.5)
@@ -75,6 +79,10 @@ class Command(BaseCommand):
             pass
         finally:
             stop_process_groups(processes)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def stop_process_groups(processes, timeout=20):

@@ -816,8 +816,7 @@ def _check_patient_id(batch, header):
 
 
 def _patient_for(batch, header):
-    if batch.patient_id is not None:
-        return batch.patient
+    """The hospital's patient with the file's PatientID as MRN, created from the file if there is none."""
     patient, _ = Patient.objects.get_or_create(
         hospital_id=batch.hospital_id,
         mrn=header.patient_id,

@@ -40,10 +40,12 @@ pdf-tools:
 
 test: system-check browser compose-cli pdf-tools
 	$(PYTHON) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(PYTHON) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	$(PYTHON) bench/inference.py

@@ -2,6 +2,8 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.shortcuts import redirect
 
+from accounts.permissions import user_may
+
 
 class RequireMultiFactorMiddleware:
     """With RADASSIST_REQUIRE_MFA_FOR_STAFF, doctors and hospital admins must set up TOTP before anything else."""
@@ -17,7 +19,7 @@ class RequireMultiFactorMiddleware:
     @staticmethod
     def must_enrol(request):
         user = request.user
-        if not user.is_authenticated or not (user.is_doctor or user.is_hospital_admin) or user.is_api_client:
+        if not user_may(user, "read_clinical") or user.is_api_client:
             return False
         if request.path.startswith(("/accounts/", "/static/")):
             return False

@@ -120,6 +120,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_patient(self):
         return self.role == Role.PATIENT
 
+    def may(self, ability):
+        """True if this user may take ``ability`` (see ``accounts.permissions``; the admin asks this)."""
+        from accounts.permissions import user_may
+
+        return user_may(self, ability)
+
     def home_url(self):
         if self.is_doctor:
             return reverse("worklist")

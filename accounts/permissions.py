@@ -1,4 +1,26 @@
-"""Role checks for views. Visibility of rows is decided by ``visible_to``; these decide who may use a page."""
+"""Every role rule, in one place: who may upload, read clinical data, sign, reanalyse, administer.
+
+Which *rows* a user sees is decided by ``visible_to`` (``portal.tenancy``); this module decides which
+*actions* a user may take. Views use :func:`ability_required`, the REST API and DICOMweb use
+:func:`api_permission`, the admin asks ``user.may(...)``, and templates read ``abilities`` (context
+processor :func:`abilities`). A user without the ability gets 404 on pages, as if the page did not exist.
+
+Roles and what they may do:
+
+=====================  ======  ========  ==============  =======
+ability                doctor  API key   hospital admin  patient
+=====================  ======  ========  ==============  =======
+``upload``             yes     yes       yes             own record
+``read_clinical``      yes     yes       yes             no
+``edit_reports``       yes     yes       no              no
+``sign``               yes     no        no              no
+``reanalyse``          yes     yes       no              no
+``administer``         no      no        yes             no
+``read_own_reports``   no      no        no              yes
+=====================  ======  ========  ==============  =======
+
+API keys act as doctors of their hospital but never sign: a signature is a person's.
+"""
 
 from functools import wraps
 
@@ -7,14 +29,49 @@ from django.http import Http404
 from rest_framework import permissions
 
 
-def role_required(*roles):
-    """Only users with one of these roles may use the view; others get 404, as if the page did not exist."""
+def _in_hospital(user):
+    return bool(user and user.is_authenticated and user.is_active and user.hospital_id is not None)
+
+
+def _is_doctor(user):
+    return _in_hospital(user) and user.is_doctor
+
+
+def _is_hospital_admin(user):
+    return _in_hospital(user) and user.is_hospital_admin
+
+
+def _is_patient(user):
+    return _in_hospital(user) and user.is_patient
+
+
+RULES = {
+    "upload": lambda user: _is_doctor(user) or _is_hospital_admin(user) or _is_patient(user),
+    "read_clinical": lambda user: _is_doctor(user) or _is_hospital_admin(user),
+    "edit_reports": _is_doctor,
+    "sign": lambda user: _is_doctor(user) and not user.is_api_client,
+    "reanalyse": _is_doctor,
+    "administer": _is_hospital_admin,
+    "read_own_reports": _is_patient,
+}
+ABILITIES = tuple(RULES)
+
+
+def user_may(user, ability):
+    """True if ``user`` may take the action ``ability`` (one of :data:`ABILITIES`)."""
+    return RULES[ability](user)
+
+
+def ability_required(ability):
+    """Only users with ``ability`` may use the page; others get 404 (anonymous users go to the login page)."""
+    if ability not in RULES:
+        raise ValueError(f"unknown ability {ability!r}; expected one of {ABILITIES}")
 
     def decorator(view):
         @login_required
         @wraps(view)
         def wrapped(request, *args, **kwargs):
-            if request.user.hospital_id is None or request.user.role not in roles:
+            if not user_may(request.user, ability):
                 raise Http404
             return view(request, *args, **kwargs)
 
@@ -23,11 +80,23 @@ def role_required(*roles):
     return decorator
 
 
-class IsClinicalStaff(permissions.BasePermission):
-    """Doctors, hospital admins and API keys (which act as doctors)."""
+def api_permission(ability, *, message):
+    """A DRF permission class for ``ability``, answering 403 with ``message`` to others."""
 
-    message = "This endpoint is for hospital staff and API keys."
+    class MayTakeAction(permissions.BasePermission):
+        def has_permission(self, request, view):
+            return user_may(request.user, ability)
 
-    def has_permission(self, request, view):
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_doctor or user.is_hospital_admin))
+    MayTakeAction.message = message
+    MayTakeAction.__name__ = MayTakeAction.__qualname__ = f"May{ability.title().replace('_', '')}"
+    return MayTakeAction
+
+
+IsClinicalStaff = api_permission("read_clinical", message="This endpoint is for hospital staff and API keys.")
+MayReanalyse = api_permission("reanalyse", message="Only doctors and API keys may request a reanalysis.")
+
+
+def abilities(request):
+    """Template context: ``abilities.sign``, ``abilities.upload``, ... for the logged-in user."""
+    user = getattr(request, "user", None)
+    return {"abilities": {ability: user_may(user, ability) for ability in ABILITIES}}

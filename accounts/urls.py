@@ -3,7 +3,6 @@ from django.urls import path
 from accounts import views
 
 urlpatterns = [
-    path("hospital/", views.hospital_dashboard, name="hospital-dashboard"),
     path("hospital/invite/", views.invite, name="invite-user"),
     path("invitations/<str:token>/", views.accept, name="accept-invitation"),
 ]

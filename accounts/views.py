@@ -1,34 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms import AcceptInvitationForm, InviteUserForm
-from accounts.models import Patient, Role, User
-from accounts.permissions import role_required
+from accounts.permissions import ability_required
 from accounts.services import InvitationError, accept_invitation, find_open_invitation, invite_user
 
 
-@role_required(Role.HOSPITAL_ADMIN)
-def hospital_dashboard(request):
-    from reports.models import ReportVersion
-    from scans.models import Study
-
-    user = request.user
-    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    signed_this_month = ReportVersion.objects.visible_to(user).signed().filter(signed_at__gte=month_start)
-    counts = [
-        ("Active users", User.objects.visible_to(user).people().filter(is_active=True).count()),
-        ("Patients", Patient.objects.visible_to(user).count()),
-        ("Studies this month", Study.objects.visible_to(user).filter(created_at__gte=month_start).count()),
-        ("Reports signed this month", signed_this_month.values("report").distinct().count()),
-    ]
-    context = {"counts": counts, "month": month_start}
-    return render(request, "accounts/hospital_dashboard.html", context)
-
-
-@role_required(Role.HOSPITAL_ADMIN)
+@ability_required("administer")
 @require_http_methods(["GET", "POST"])
 def invite(request):
     form = InviteUserForm(request.POST or None, user=request.user)

@@ -2,7 +2,7 @@
 
 Scrolling feels smooth when a slice arrives well within a frame budget of about 50 ms, since the
 viewer preloads three neighbours each way. This renders a 512 x 512 phantom CT slice (stored as a
-real DICOM file) through ``scans.viewer.render_slice_png`` for each window, and the lesion mask of
+real DICOM file) through ``clinic.viewer.render_slice_png`` for each window, and the lesion mask of
 a 300-slice 512 x 512 series through the per-process mask cache and ``mask_overlay_png``; prints
 the median and 90th percentile of each, and the first (cache-filling) mask request on its own.
 No database is needed: the functions read the file through a stand-in of the Instance's file field.
@@ -62,9 +62,9 @@ def main():
     django.setup()
     import numpy as np
 
+    from clinic.viewer import mask_cache, mask_overlay_png, render_slice_png
     from ml.phantoms import generate_phantom_series, write_dicom_series
     from scans.models import Instance
-    from scans.viewer import mask_cache, mask_overlay_png, render_slice_png
 
     phantom = generate_phantom_series(label="large_cell_carcinoma", slices=1, size=512)
     with tempfile.TemporaryDirectory() as directory:

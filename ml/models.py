@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.db import models
 
-from portal.tenancy import TenantQuerySet
+from portal.tenancy import TenantOwnedModel, TenantQuerySet
 
 
 def analysis_file_path(analysis, filename):
@@ -28,7 +28,8 @@ class AnalysisQuerySet(TenantQuerySet):
         return self.filter(superseded_at__isnull=True)
 
 
-class Analysis(models.Model):
+class Analysis(TenantOwnedModel):
+    tenant_parent = "series"
     """One run of the classifier and the segmenter over one series.
 
     Keyed by (series, model versions, generation): a redelivered task finds the

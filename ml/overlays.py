@@ -7,16 +7,10 @@ tests can check it without a database.
 import cv2
 import numpy as np
 
-from ml.preprocessing import LUNG_WINDOW, Window
+from imaging.windowing import LUNG_WINDOW, grey_from_window
 
 #: Outline colour in OpenCV's BGR order: a saturated yellow stays visible on grey lung and on bone.
 OUTLINE_BGR = (0, 215, 255)
-
-
-def grey_from_window(hounsfield, *, window: Window = LUNG_WINDOW):
-    """Hounsfield units to 8-bit grey through a display window (low edge black, high edge white)."""
-    scaled = (np.asarray(hounsfield, dtype=np.float32) - window.low) * (255.0 / window.width)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def outline_overlay_png(image, mask, *, is_grey8=False):
@@ -26,7 +20,7 @@ def outline_overlay_png(image, mask, *, is_grey8=False):
     ``mask`` is a boolean array of the same shape. The line is about 1/200 of the image wide, so it
     reads the same at 64 and at 512 pixels.
     """
-    grey = np.asarray(image, dtype=np.uint8) if is_grey8 else grey_from_window(image)
+    grey = np.asarray(image, dtype=np.uint8) if is_grey8 else grey_from_window(image, LUNG_WINDOW)
     colour = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != grey.shape:

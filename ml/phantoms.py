@@ -41,7 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ml.preprocessing import encode_png, grey_from_hounsfield
+from imaging.encoding import encode_png
+from ml.preprocessing import grey_from_hounsfield
 
 PHANTOM_LABELS = ("adenocarcinoma", "large_cell_carcinoma", "squamous_cell_carcinoma", "normal")
 

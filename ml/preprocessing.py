@@ -19,18 +19,20 @@ grey image (PNG/JPG/TIFF exports such as the public chest CT-scan image set: ``g
    ImageNet channel means, which is what VGG16 weights trained on ImageNet expect.
 
 The configuration is saved with every registered model (``to_dict``/``from_dict``) and read back at
-inference, so a model is never fed differently from how it was trained.
+inference, so a model is never fed differently from how it was trained. Windows, rescaling and
+encoding come from the imaging core (``imaging``), shared with the viewer and DICOMweb.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
-import cv2
 import numpy as np
+
+from imaging.encoding import resize_to
+from imaging.windowing import BONE_WINDOW, GREY_EXPORT_WINDOW, LUNG_WINDOW, MEDIASTINAL_WINDOW, Window
 
 Source = Literal["hounsfield", "grey8"]
 SOURCES: tuple[str, ...] = ("hounsfield", "grey8")
@@ -39,29 +41,6 @@ NORMALISATIONS: tuple[str, ...] = ("unit", "imagenet_caffe")
 # Channel means (B, G, R order in Keras' "caffe" mode, which VGG16's ImageNet weights were trained
 # with), on the 0..255 scale.
 IMAGENET_CAFFE_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Window:
-    """A Hounsfield display window: ``centre +- width / 2`` maps to 0..1."""
-
-    name: str
-    centre: float
-    width: float
-
-    @property
-    def low(self) -> float:
-        return self.centre - self.width / 2
-
-    @property
-    def high(self) -> float:
-        return self.centre + self.width / 2
-
-
-LUNG_WINDOW = Window("lung", -600.0, 1500.0)
-MEDIASTINAL_WINDOW = Window("mediastinal", 40.0, 400.0)
-BONE_WINDOW = Window("bone", 400.0, 1800.0)
-GREY_EXPORT_WINDOW = Window("grey_export", -300.0, 1600.0)
 
 
 @dataclass(frozen=True)
@@ -109,31 +88,6 @@ class PreprocessingConfig:
         )
 
 
-def hounsfield_from_dicom(dataset) -> np.ndarray:
-    """Pixel data of a pydicom dataset in Hounsfield units (float32).
-
-    Decoding goes through pydicom's pixel-data plugins (so compressed transfer syntaxes work when a
-    plugin is installed) and the modality LUT: ``stored * RescaleSlope + RescaleIntercept``.
-    """
-    from pydicom.pixels import apply_modality_lut
-
-    stored = dataset.pixel_array
-    return np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
-
-
-def grey_from_image(path_or_fileobj: str | Path | BinaryIO) -> np.ndarray:
-    """An image file (PNG, JPG, TIFF; colour or grey, 8 or 16 bit) as an 8-bit grey array."""
-    if isinstance(path_or_fileobj, (str, Path)):
-        encoded = Path(path_or_fileobj).read_bytes()
-    else:
-        encoded = path_or_fileobj.read()
-    buffer = np.frombuffer(encoded, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ValueError("not a readable image file (PNG, JPG or TIFF expected)")
-    return image
-
-
 def hounsfield_from_grey(grey: np.ndarray, *, window: Window = GREY_EXPORT_WINDOW) -> np.ndarray:
     """The documented ramp from 8-bit grey back to Hounsfield units."""
     return window.low + grey.astype(np.float32) * (window.width / 255.0)
@@ -145,23 +99,6 @@ def grey_from_hounsfield(
     """Inverse of ``hounsfield_from_grey``: how phantom slices are exported as 8-bit images."""
     scaled = (np.asarray(hounsfield, dtype=np.float32) - window.low) * (255.0 / window.width)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def encode_png(grey: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", grey)
-    if not ok:
-        raise ValueError("could not encode the image as PNG")
-    return encoded.tobytes()
-
-
-def resize_to(array: np.ndarray, *, height: int, width: int) -> np.ndarray:
-    """Resize a 2D or channels-last array; area interpolation when shrinking avoids aliasing."""
-    shrinking = height < array.shape[0] or width < array.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(array, (width, height), interpolation=interpolation)
-    if array.ndim == 3 and resized.ndim == 2:
-        resized = resized[..., np.newaxis]
-    return resized
 
 
 def prepare_slice(array: np.ndarray, *, config: PreprocessingConfig, source: Source) -> np.ndarray:

@@ -17,9 +17,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from ml.models import Analysis, AnalysisStatus, KeyImage
+from ml.signals import analysis_succeeded
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
+from portal.queueing import queue_task
 from scans.models import Instance, Series, SeriesStatus
 
 logger = logging.getLogger(__name__)
@@ -78,10 +80,8 @@ def champion_model_versions():
 
 
 def _send_analysis_task(analysis_id):
-    from ml.tasks import analyse_series
-
     analysis_id = int(analysis_id)
-    transaction.on_commit(lambda: analyse_series.delay(analysis_id=analysis_id))
+    transaction.on_commit(lambda: queue_task("ml.tasks.analyse_series", analysis_id=analysis_id))
 
 
 def _mark_series_queued(series, *, slices_total):
@@ -106,18 +106,6 @@ def _new_generation(*, series, versions, requested_by):
         slices_total=series.instances.count(),
         **versions.as_fields(),
     )
-
-
-def request_analysis(*, series_id):
-    """Hand a series that has just completed to a worker, which queues its analysis (ingest calls this).
-
-    Finding the champion versions imports MLflow, which costs a process about 130 MB; the web
-    process takes uploads of any size within a small, fixed memory budget, so the lookup and the
-    queueing happen in ``ml.tasks.queue_series_analysis`` on the CPU ``ingest`` queue.
-    """
-    from ml.tasks import queue_series_analysis
-
-    queue_series_analysis.delay(series_id=series_id)
 
 
 def queue_analysis(*, series_id):
@@ -302,7 +290,8 @@ def _decode_instance(instance, content, *, position):
 
     import pydicom
 
-    from ml.preprocessing import grey_from_image, hounsfield_from_dicom
+    from imaging.pixels import grey_from_image
+    from imaging.pixels import rescaled_pixels as hounsfield_from_dicom
 
     try:
         if instance.file_format == Instance.Format.IMAGE:
@@ -472,14 +461,8 @@ def run_analysis(*, analysis_id, engine):
                 status=SeriesStatus.ANALYSED, status_reason="", slices_done=len(loaded.arrays),
                 slices_total=len(loaded.arrays), updated_at=now,
             )
-            transaction.on_commit(lambda: queue_report_draft(analysis_id=analysis_id))
+            transaction.on_commit(lambda: analysis_succeeded.send(sender=Analysis, analysis_id=analysis_id))
     return locked
-
-
-def queue_report_draft(*, analysis_id):
-    from reports.tasks import create_draft_report
-
-    create_draft_report.delay(analysis_id=analysis_id)
 
 
 def current_analyses_by_series(*, user, series_ids):

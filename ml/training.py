@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imaging.pixels import grey_from_image
 from ml.labels import CLASS_NAMES, class_name_from_folder
 from ml.metrics import (
     classification_metrics,
@@ -66,7 +67,7 @@ from ml.metrics import (
     plot_roc_curves,
     segmentation_metrics,
 )
-from ml.preprocessing import PreprocessingConfig, grey_from_image, prepare_batch, prepare_mask
+from ml.preprocessing import PreprocessingConfig, prepare_batch, prepare_mask
 from ml.registry import (
     CLASSIFIER_MODEL_NAME,
     SEGMENTER_MODEL_NAME,
@@ -103,8 +104,8 @@ def is_dicom_training_folder(data_dir: Path) -> bool:
 def load_dicom_training_series(data_dir: str | Path) -> dict[str, DicomTrainingSeries]:
     import pydicom
 
+    from imaging.pixels import rescaled_pixels as hounsfield_from_dicom
     from ml.phantoms import MASKS_FILE_NAME
-    from ml.preprocessing import hounsfield_from_dicom
 
     series = {}
     for series_directory in sorted(Path(data_dir).iterdir()):

@@ -6,8 +6,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Role
-from accounts.permissions import role_required
+from accounts.permissions import ability_required
 from ml import services
 from portal.errors import UserFacingError
 from scans.models import Series, Study
@@ -19,7 +18,7 @@ def _progress_response(request, series_list):
 
 
 @require_GET
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 def series_progress(request, pk):
     series = get_object_or_404(Series.objects.visible_to(request.user), pk=pk)
     response = JsonResponse(_progress_response(request, [series])[0])
@@ -28,7 +27,7 @@ def series_progress(request, pk):
 
 
 @require_GET
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 def study_progress(request, pk):
     study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
     series_list = list(Series.objects.visible_to(request.user).filter(study=study))
@@ -38,7 +37,7 @@ def study_progress(request, pk):
 
 
 @require_POST
-@role_required(Role.DOCTOR)
+@ability_required("reanalyse")
 def series_reanalyse(request, pk):
     series = get_object_or_404(Series.objects.visible_to(request.user).select_related("study"), pk=pk)
     try:

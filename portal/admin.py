@@ -12,7 +12,7 @@ from portal.models import AuditEvent
 
 
 def acts_for_hospital(request):
-    return request.user.is_active and request.user.is_hospital_admin
+    return request.user.is_authenticated and request.user.may("administer")
 
 
 class TenantAdmin(admin.ModelAdmin):

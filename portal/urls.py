@@ -1,4 +1,7 @@
-"""Root URLs. Each app contributes its pages, its part of the REST API and (scans) DICOMweb."""
+"""Root URLs. Each app contributes its pages and its part of the REST API; scans DICOMweb too.
+
+``clinic`` contributes the pages that combine the stages (worklist, study page, viewer, dashboard).
+"""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -23,6 +26,7 @@ urlpatterns = [
     path("", include("ml.urls")),
     path("dicomweb/", include("scans.dicomweb.urls")),
     path("", include("reports.urls")),
+    path("", include("clinic.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

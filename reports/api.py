@@ -37,7 +37,7 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return (
-            Report.objects.visible_to(self.request.user)
+            Report.objects.all()
             .select_related("study__patient")
             .prefetch_related("series")
             .order_by("-study__study_date", "-created_at")

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from ml.labels import CLASS_NAMES
-from portal.tenancy import TenantQuerySet
+from portal.tenancy import TenantOwnedModel, TenantQuerySet
 
 #: Human labels for the classifier's classes (ml.labels.CLASS_NAMES, in the classifier's output order).
 _LABELS = {
@@ -51,7 +51,8 @@ class ReportQuerySet(TenantQuerySet):
         return rows.filter(versions__status__in=SIGNED_STATUSES).distinct()
 
 
-class Report(models.Model):
+class Report(TenantOwnedModel):
+    tenant_parent = "study"
     """The report of one study; it covers the study's analysed series (one or several)."""
 
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="reports")
@@ -95,7 +96,8 @@ class ReportVersionQuerySet(TenantQuerySet):
         return self.filter(status__in=SIGNED_STATUSES)
 
 
-class ReportVersion(models.Model):
+class ReportVersion(TenantOwnedModel):
+    tenant_parent = "report"
     """One version of a report. Drafts are edited in place; a signed version is never changed again."""
 
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="+")

@@ -15,10 +15,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.permissions import user_may
 from ml.models import Analysis, AnalysisStatus
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
+from portal.queueing import queue_task
 from reports.models import CLASS_LABELS, Report, ReportVersion, VersionStatus
 from scans.models import Series, SeriesStatus
 
@@ -39,9 +41,7 @@ class SignatureRefused(ReportError):
 
 def queue_pdf_render(version):
     """Render the version's PDF on the reports queue once the current transaction has committed."""
-    from reports import tasks
-
-    transaction.on_commit(lambda: tasks.render_report_pdf.delay(version_id=version.pk))
+    transaction.on_commit(lambda: queue_task("reports.tasks.render_report_pdf", version_id=version.pk))
 
 
 def analysis_is_current(analysis):
@@ -206,7 +206,7 @@ def verify_signer(*, doctor, password=None, totp_code=None):
     """
     from allauth.mfa.models import Authenticator
 
-    if doctor.is_api_client:
+    if not user_may(doctor, "sign"):
         raise NotAllowed("An API key cannot sign reports: signing needs a doctor.")
     failures_key = _failed_signature_key(doctor)
     if cache.get(failures_key, 0) >= MAX_FAILED_SIGNATURE_ATTEMPTS:

@@ -10,8 +10,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import Role
-from accounts.permissions import role_required
+from accounts.permissions import ability_required, user_may
 from portal.audit import record_event
 from portal.models import AuditAction
 from portal.storage import private_file_response
@@ -62,7 +61,7 @@ def editor_context(request, report, versions):
         "latest": latest,
         "draft": draft,
         "can_edit": can_edit and draft is not None,
-        "can_sign": can_edit and draft is not None and not request.user.is_api_client,
+        "can_sign": can_edit and draft is not None and user_may(request.user, "sign"),
         "can_amend": can_edit and draft is None and latest is not None,
         "newer_analyses": list(services.newer_analyses(latest)) if latest is not None else [],
         "draft_form": DraftForm(
@@ -125,7 +124,7 @@ def _editor_action(request, pk, action):
 
 
 @require_POST
-@role_required(Role.DOCTOR)
+@ability_required("edit_reports")
 def report_edit(request, pk):
     """Save the draft; a refused save shows the editor again with the doctor's text and the reason."""
     report = visible_report(request, pk)
@@ -146,7 +145,7 @@ def report_edit(request, pk):
 
 
 @require_POST
-@role_required(Role.DOCTOR)
+@ability_required("edit_reports")
 def report_sign(request, pk):
     form = SignForm(request.POST)
     form.is_valid()
@@ -168,7 +167,7 @@ def report_sign(request, pk):
 
 
 @require_POST
-@role_required(Role.DOCTOR)
+@ability_required("edit_reports")
 def report_amend(request, pk):
     form = AmendForm(request.POST)
     form.is_valid()
@@ -222,7 +221,7 @@ def key_image(request, pk):
     )
 
 
-@role_required(Role.PATIENT)
+@ability_required("read_own_reports")
 def patient_reports(request):
     """The patient's signed reports, newest study first."""
     reports = (

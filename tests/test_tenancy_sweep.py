@@ -8,9 +8,12 @@ attacking hospital (and anonymously, and with the attacker's API key), and
 asserts that
 - no response is a server error,
 - no response carries any of the victim's marker strings (names, MRNs, UIDs...),
-- nothing of the victim hospital changed after POST, PUT, PATCH and DELETE.
+- nothing of the victim hospital (rows and many-to-many links) changed after POST, PUT, PATCH and
+  DELETE, sent both empty and with a valid payload built from the victim's own objects (the ids of
+  its patient, study, series, report..., plus the text fields a form would want).
 """
 import itertools
+import json
 import re
 
 import pytest
@@ -87,7 +90,25 @@ def snapshot_of(hospital):
         rows[model._meta.label] = [
             {key: value for key, value in row.items() if key not in VOLATILE_FIELDS} for row in values
         ]
+        for field in model._meta.many_to_many:
+            rows[f"{model._meta.label}.{field.name}"] = [
+                (obj.pk, sorted(getattr(obj, field.name).values_list("pk", flat=True)))
+                for obj in queryset.for_hospital(hospital).order_by("pk")
+            ]
     return rows
+
+
+def valid_payload(planted_objects):
+    """A form/JSON body naming the victim's own rows under their model names, with plausible text fields."""
+    payload = {
+        "impression": "Written by another hospital", "recommendation": "none", "conclusion": "normal",
+        "reason": "attack", "override_reason": "attack", "email": "intruder@attacker.test", "role": "doctor",
+        "full_name": "Intruder", "next": "/", "window": "lung", "password": "not-the-password",
+    }
+    for obj in planted_objects:
+        payload.setdefault(obj._meta.model_name, str(obj.pk))
+        payload.setdefault(f"{obj._meta.model_name}_id", str(obj.pk))
+    return payload
 
 
 @pytest.fixture
@@ -114,18 +135,19 @@ def attacker_clients(attacker):
     return clients
 
 
-def request(client, method, url):
+def request(client, method, url, payload):
     if method == "get":
         return client.get(url)
     if method == "post":
-        return client.post(url, {})
-    return getattr(client, method)(url, data="{}", content_type="application/json")
+        return client.post(url, payload)
+    return getattr(client, method)(url, data=json.dumps(payload), content_type="application/json")
 
 
 @pytest.mark.django_db(transaction=False)
 def test_no_page_shows_or_changes_another_hospitals_data(victim, north):
     world, planted_objects, markers, url_values = victim
     before = snapshot_of(world.hospital)
+    payloads = ({}, valid_payload(planted_objects))
     urls = sorted(set(concrete_urls(planted_objects, url_values)))
     assert len(urls) > 20, "the sweep should find the portal's pages"
     leaks, errors = [], []
@@ -134,10 +156,10 @@ def test_no_page_shows_or_changes_another_hospitals_data(victim, north):
         for url in urls:
             if "logout" in url:
                 continue
-            for method in ("get", *MUTATING_METHODS):
+            for method, payload in [("get", {})] + list(itertools.product(MUTATING_METHODS, payloads)):
                 if user is not None:
                     client.force_login(user)
-                response = request(client, method, url)
+                response = request(client, method, url, payload)
                 if response.status_code >= 500:
                     errors.append(f"{role} {method.upper()} {url} -> {response.status_code}")
                     continue

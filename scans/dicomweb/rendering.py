@@ -1,9 +1,9 @@
 """Rendered frames for WADO-RS (PS3.18 8.3.5.1.3): one frame as an 8-bit PNG or JPEG a browser can show.
 
 Greyscale pixels go through the modality LUT (RescaleSlope/Intercept, so CT is in Hounsfield units)
-and then a linear window: the one asked for in the ``window`` query parameter, else the stored
-WindowCenter/WindowWidth, else the lung window for CT (the portal reads chest CT) or the frame's
-own range otherwise. MONOCHROME1 is inverted so that the picture looks as radiologists expect.
+and then the DICOM linear window (``imaging.windowing``): the one asked for in the ``window`` query
+parameter, else the stored WindowCenter/WindowWidth, else the lung window for CT (the portal reads
+chest CT) or the frame's own range otherwise. MONOCHROME1 is inverted so that the picture looks as radiologists expect.
 """
 
 import cv2
@@ -11,7 +11,8 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
-from ml.preprocessing import LUNG_WINDOW, Window
+from imaging.encoding import encode_jpeg, encode_png
+from imaging.windowing import LUNG_WINDOW, Window, grey_from_window, window_of_range
 from portal.errors import UserFacingError
 
 RENDERED_MEDIA_TYPES = ("image/jpeg", "image/png")
@@ -45,8 +46,7 @@ def display_window(*, requested, instance, modality, frame):
         return Window("stored", instance.window_center, instance.window_width)
     if modality == "CT":
         return LUNG_WINDOW
-    low, high = float(frame.min()), float(frame.max())
-    return Window("frame range", (low + high) / 2, max(high - low, 1.0))
+    return window_of_range(frame)
 
 
 def frame_pixels(dataset, frame_number):
@@ -78,14 +78,10 @@ def render_frame(*, fileobj, instance, frame_number, media_type, window=None, qu
         chosen = display_window(
             requested=window, instance=instance, modality=str(dataset.get("Modality", "")), frame=values
         )
-        scaled = (values - chosen.low) * (255.0 / chosen.width)
-        image = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        image = grey_from_window(values, chosen)
         if photometric == "MONOCHROME1":
             image = 255 - image
-    if media_type == "image/png":
-        ok, encoded = cv2.imencode(".png", image)
-    else:
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise CannotRender("The frame could not be encoded as an image.")
-    return encoded.tobytes()
+    try:
+        return encode_png(image) if media_type == "image/png" else encode_jpeg(image, quality=quality)
+    except ValueError:
+        raise CannotRender("The frame could not be encoded as an image.") from None

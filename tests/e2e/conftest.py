@@ -40,7 +40,7 @@ def portal(settings, tiny_model_store, tmp_path, transactional_db, live_server):
     """The live portal with tiny models, private files under tmp and Celery tasks run in the server thread."""
     import ml.tasks
     from celery_app import app as celery_app
-    from scans.viewer import mask_cache
+    from clinic.viewer import mask_cache
 
     settings.MLFLOW_TRACKING_URI = tiny_model_store
     settings.STORAGES = {

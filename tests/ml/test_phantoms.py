@@ -4,6 +4,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from imaging.pixels import grey_from_image
+from imaging.pixels import rescaled_pixels as hounsfield_from_dicom
 from ml.labels import CLASS_NAMES, class_name_from_folder
 from ml.measurements import measure_lesions
 from ml.phantoms import (
@@ -13,7 +15,6 @@ from ml.phantoms import (
     write_dicom_series,
     write_segmentation_dataset,
 )
-from ml.preprocessing import grey_from_image, hounsfield_from_dicom
 
 
 @pytest.mark.parametrize("label", PHANTOM_LABELS)

@@ -5,11 +5,11 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from imaging.pixels import grey_from_image
+from imaging.pixels import rescaled_pixels as hounsfield_from_dicom
 from ml.preprocessing import (
     PreprocessingConfig,
     grey_from_hounsfield,
-    grey_from_image,
-    hounsfield_from_dicom,
     hounsfield_from_grey,
     prepare_batch,
     prepare_mask,

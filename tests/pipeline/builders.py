@@ -8,8 +8,9 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from imaging.encoding import encode_png
 from ml.phantoms import generate_phantom_series, write_dicom_series
-from ml.preprocessing import encode_png, grey_from_hounsfield
+from ml.preprocessing import grey_from_hounsfield
 from scans.models import Instance, Series, SeriesStatus, Study
 
 

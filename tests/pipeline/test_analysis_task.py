@@ -10,6 +10,7 @@ from django.utils import timezone
 from ml import services
 from ml.models import Analysis, AnalysisStatus, KeyImage
 from ml.tasks import analyse_series
+from reports.tasks import create_draft_report
 from scans.models import SeriesStatus
 from tests.pipeline.builders import store_phantom_series
 
@@ -21,7 +22,7 @@ def sent_tasks():
     """Tasks the code under test queued: analyses (not run until the test runs them) and report drafts."""
     with (
         mock.patch.object(analyse_series, "delay") as analysis_delay,
-        mock.patch("ml.services.queue_report_draft") as report_drafts,
+        mock.patch.object(create_draft_report, "delay") as report_drafts,
     ):
         yield analysis_delay, report_drafts
 

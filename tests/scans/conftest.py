@@ -30,11 +30,11 @@ def private_storage(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def queued_analyses(monkeypatch):
-    """Series ids handed to ml.services.request_analysis (the pipeline's entry point), in order."""
-    import ml.services
+    """Series ids the pipeline queued for analysis when ingest completed them, in order."""
+    from ml.tasks import queue_series_analysis
 
     queued = []
-    monkeypatch.setattr(ml.services, "request_analysis", lambda *, series_id: queued.append(series_id))
+    monkeypatch.setattr(queue_series_analysis, "delay", lambda *, series_id: queued.append(series_id))
     return queued
 
 

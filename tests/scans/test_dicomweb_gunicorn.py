@@ -73,7 +73,7 @@ def gunicorn_portal(tmp_path):
             try:
                 if requests.get(f"{url}/health/", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
                 pass
             assert time.monotonic() < deadline, "gunicorn did not answer /health/ within 60 s"
             time.sleep(0.3)

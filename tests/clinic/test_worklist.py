@@ -74,9 +74,9 @@ def test_filter_by_date_and_sort_by_patient(worklist):
 
 
 def test_pages_keep_the_filters(worklist, north, settings, monkeypatch):
-    import scans.views
+    import clinic.views
 
-    monkeypatch.setattr(scans.views, "WORKLIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(clinic.views, "WORKLIST_PAGE_SIZE", 2)
     names, html = names_on(worklist, sort="patient")
     assert names == ["Draft Dora", "Busy Bob"]
     assert "?sort=patient&amp;page=2" in html

@@ -9,7 +9,6 @@ clinical staff, so patients (and other hospitals) get 404.
 import io
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,8 +18,10 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET
 
-from accounts.models import Role
-from accounts.permissions import role_required
+from accounts.permissions import ability_required
+from imaging.encoding import encode_png
+from imaging.pixels import grey_from_image, rescaled_pixels
+from imaging.windowing import Window, grey_from_window
 from ml.labels import CLASS_NAMES
 from ml.models import Analysis, AnalysisStatus
 from portal.audit import record_event
@@ -37,21 +38,9 @@ MASK_OUTLINE_RGBA = (255, 122, 0, 255)
 PROCESSING_STATUSES = (SeriesStatus.RECEIVING, SeriesStatus.RECEIVED, SeriesStatus.QUEUED, SeriesStatus.ANALYSING)
 
 
-@dataclass(frozen=True)
-class DisplayWindow:
-    label: str
-    centre: float
-    width: float
-
-    def grey(self, hounsfield):
-        low = self.centre - self.width / 2
-        scaled = (np.asarray(hounsfield, dtype=np.float32) - low) * (255.0 / self.width)
-        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
 WINDOW_PRESETS = {
-    "lung": DisplayWindow("Lung", centre=-600.0, width=1500.0),
-    "mediastinum": DisplayWindow("Mediastinum", centre=50.0, width=350.0),
+    "lung": Window("Lung", centre=-600.0, width=1500.0),
+    "mediastinum": Window("Mediastinum", centre=50.0, width=350.0),
 }
 #: The window stored in the series' own DICOM headers (WindowCenter/WindowWidth).
 SERIES_WINDOW = "series"
@@ -60,7 +49,7 @@ SERIES_WINDOW = "series"
 def series_window(instance):
     """The series' own window, or the lung window when its files carry none."""
     if instance.window_width and instance.window_width > 0 and instance.window_center is not None:
-        return DisplayWindow("Series", centre=instance.window_center, width=instance.window_width)
+        return Window("Series", centre=instance.window_center, width=instance.window_width)
     return WINDOW_PRESETS["lung"]
 
 
@@ -70,9 +59,7 @@ def _window_named(name, instance):
 
 def _first_frame_grey_or_hounsfield(dataset):
     """A 2D array from a dataset: first frame of a multi-frame image, luminance of a colour one."""
-    from ml.preprocessing import hounsfield_from_dicom
-
-    pixels = hounsfield_from_dicom(dataset)
+    pixels = rescaled_pixels(dataset)
     if getattr(dataset, "SamplesPerPixel", 1) > 1:
         pixels = pixels[0] if pixels.ndim == 4 else pixels
         return cv2.cvtColor(np.clip(pixels, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY), True
@@ -85,8 +72,6 @@ def render_slice_png(*, instance, window_name):
     """One stored slice as an 8-bit grey PNG: DICOM through the chosen window, PNG/JPG as stored."""
     import pydicom
 
-    from ml.preprocessing import encode_png, grey_from_image
-
     with instance.file.open("rb") as stored:
         content = stored.read()
     if instance.file_format == Instance.Format.IMAGE:
@@ -95,7 +80,7 @@ def render_slice_png(*, instance, window_name):
     pixels, already_grey = _first_frame_grey_or_hounsfield(dataset)
     if already_grey:
         return encode_png(pixels)
-    return encode_png(_window_named(window_name, instance).grey(pixels))
+    return encode_png(grey_from_window(pixels, _window_named(window_name, instance)))
 
 
 class _PackedMaskCache:
@@ -208,7 +193,7 @@ def viewer_state(request, series):
     windows = []
     if not is_grey_image:
         own = series_window(instances[0]) if instances else WINDOW_PRESETS["lung"]
-        windows = [{"name": name, "label": window.label, "detail": f"W{window.width:g} L{window.centre:g}"}
+        windows = [{"name": name, "label": window.name, "detail": f"W{window.width:g} L{window.centre:g}"}
                    for name, window in WINDOW_PRESETS.items()]
         windows.append({"name": SERIES_WINDOW, "label": "Series", "detail": f"W{own.width:g} L{own.centre:g}"})
     image_base = reverse("series-slice-image", kwargs={"pk": series.pk, "index": 0})
@@ -240,7 +225,7 @@ def viewer_state(request, series):
     return state
 
 
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 @require_GET
 def series_viewer(request, pk):
     """A full-page viewer for one series (the study page embeds the same partial).
@@ -250,10 +235,10 @@ def series_viewer(request, pk):
     series = _visible_series(request, pk)
     record_event(action=AuditAction.VIEW, target=series, request=request)
     context = {"series": series, "viewer_state": viewer_state(request, series)}
-    return render(request, "scans/series_viewer.html", context)
+    return render(request, "clinic/series_viewer.html", context)
 
 
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 @require_GET
 def series_viewer_state(request, pk):
     response = JsonResponse(viewer_state(request, _visible_series(request, pk)))
@@ -261,7 +246,7 @@ def series_viewer_state(request, pk):
     return response
 
 
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 @require_GET
 def series_slice_image(request, pk, index):
     series = _visible_series(request, pk)
@@ -275,7 +260,7 @@ def series_slice_image(request, pk, index):
     )
 
 
-@role_required(Role.DOCTOR, Role.HOSPITAL_ADMIN)
+@ability_required("read_clinical")
 @require_GET
 def series_slice_mask(request, pk, index):
     """The lesion mask of one slice as a transparent PNG (from the analysis named in the URL, else the current one)."""

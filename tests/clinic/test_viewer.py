@@ -14,7 +14,7 @@ from tests.pipeline.builders import store_phantom_series
 
 @pytest.fixture(autouse=True)
 def empty_mask_cache():
-    from scans.viewer import mask_cache
+    from clinic.viewer import mask_cache
 
     mask_cache.clear()
     yield

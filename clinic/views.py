@@ -1,0 +1,86 @@
+"""Pages that combine scans, analyses and reports: the worklist, the study page and the hospital dashboard."""
+
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from accounts.models import Patient, User
+from accounts.permissions import ability_required
+from clinic.viewer import viewer_state
+from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
+from ml.models import AnalysisStatus
+from ml.services import current_analyses_by_series
+from portal.audit import record_event
+from portal.models import AuditAction
+from reports.models import Report, ReportVersion
+from reports.rendering import build_finding
+from scans.models import Series, Study
+
+WORKLIST_PAGE_SIZE = 50
+
+
+@ability_required("read_clinical")
+def worklist(request):
+    """The hospital's studies, those waiting for a doctor's review first; searchable, filterable, sortable."""
+    filters = WorklistFilterForm(request.GET or None)
+    page = Paginator(worklist_studies(user=request.user, filters=filters), WORKLIST_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "page": page, "studies": label_ai_classes(page.object_list), "filters": filters,
+        "is_filtered": bool(request.GET),
+        "processing_statuses": PROCESSING_STATUSES,
+    }
+    return render(request, "clinic/worklist.html", context)
+
+
+@ability_required("read_clinical")
+def study_detail(request, pk):
+    """The doctor's page for one study: the viewer of one series, the AI findings, the report editor."""
+    study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
+    record_event(action=AuditAction.VIEW, target=study, request=request)
+    series_list = list(
+        Series.objects.visible_to(request.user).filter(study=study)
+        .annotate(instance_count=Count("instances")).order_by("series_number", "pk")
+    )
+    analyses = current_analyses_by_series(user=request.user, series_ids=[series.pk for series in series_list])
+    shown = _series_to_show(series_list, request.GET.get("series", ""), analyses)
+    findings = [
+        build_finding(analyses[series.pk]) for series in series_list
+        if series.pk in analyses and analyses[series.pk].status == AnalysisStatus.SUCCEEDED
+    ]
+    context = {
+        "study": study,
+        "series_list": series_list,
+        "shown": shown,
+        "viewer_state": viewer_state(request, shown) if shown else None,
+        "findings": findings,
+        "has_report": Report.objects.visible_to(request.user).filter(study=study).exists(),
+    }
+    return render(request, "clinic/study_detail.html", context)
+
+
+def _series_to_show(series_list, requested, analyses):
+    """The series asked for in the URL, else the first one with an analysis, else the first one."""
+    by_id = {str(series.pk): series for series in series_list}
+    if requested in by_id:
+        return by_id[requested]
+    analysed = [series for series in series_list if series.pk in analyses]
+    return (analysed or series_list or [None])[0]
+
+
+@ability_required("administer")
+def hospital_dashboard(request):
+    """The hospital admin's start page: people, patients, this month's studies and signed reports."""
+    user = request.user
+    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    signed_this_month = ReportVersion.objects.visible_to(user).signed().filter(signed_at__gte=month_start)
+    counts = [
+        ("Active users", User.objects.visible_to(user).people().filter(is_active=True).count()),
+        ("Patients", Patient.objects.visible_to(user).count()),
+        ("Studies this month", Study.objects.visible_to(user).filter(created_at__gte=month_start).count()),
+        ("Reports signed this month", signed_this_month.values("report").distinct().count()),
+    ]
+    context = {"counts": counts, "month": month_start}
+    return render(request, "clinic/hospital_dashboard.html", context)

@@ -6,6 +6,7 @@ Reanalysis (a new Analysis generation of a series already in a report):
   analysis exists and amends the report: the amendment is based on the current analyses of its series.
 """
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
@@ -252,7 +253,18 @@ def sign_report(*, version, doctor, password=None, totp_code=None, request=None)
             transaction.on_commit(lambda: version.pdf.storage.delete(draft_pdf))
         queue_pdf_render(version)
         transaction.on_commit(lambda: notify_patient(version=version))
+        queue_signed_report_object(version)
     return version
+
+
+def queue_signed_report_object(version):
+    """The signed version's Encapsulated PDF is made on the reports queue once the signature has committed.
+
+    The task is found by name (reports.tasks imports this module).
+    """
+    transaction.on_commit(
+        lambda: current_app.tasks["reports.tasks.make_signed_report_object"].delay(version_id=version.pk)
+    )
 
 
 def amend_report(*, report, doctor, amendment_note, request=None):

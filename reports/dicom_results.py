@@ -327,12 +327,17 @@ def _study_attributes(study):
             }
     patient = study.patient
     return {
-        "patient_id": patient.mrn, "patient_name": patient.full_name,
+        "patient_id": patient.mrn, "patient_name": _person_name(patient.full_name),
         "patient_birth_date": patient.birth_date, "patient_sex": patient.sex or None,
         "accession_number": study.accession_number, "study_id": "",
         "study_date": study.study_date, "study_time": study.study_time,
         "referring_physician_name": study.referring_physician,
     }
+
+
+def _person_name(full_name):
+    """The record's name as a DICOM PN: a name without components is all family name (trailing caret)."""
+    return full_name if "^" in full_name or not full_name else f"{full_name}^"
 
 
 def build_encapsulated_pdf(*, version, pdf_bytes, predecessor):

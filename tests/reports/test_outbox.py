@@ -9,7 +9,7 @@ from django.utils import timezone
 from portal.models import AuditAction, AuditEvent
 from reports.dicom_results import make_analysis_result_objects, make_signed_report_object
 from reports.models import DicomDestination, OutboxItem, OutboxState
-from reports.outbox import add_destination, send_due_items, send_item
+from reports.outbox import MAX_ATTEMPTS, add_destination, send_due_items, send_item
 from tests.reports.orthanc import ORTHANC_AE_TITLE, Orthanc, free_port, orthanc_missing
 from tests.reports.results_fixtures import analysed_phantom_series
 
@@ -106,6 +106,11 @@ def test_a_stow_rs_destination_that_refuses_connections_is_retried_with_growing_
     assert "did not answer" in item.last_error
     assert item.next_attempt_at - first_try > 2 * first_pause
 
+    OutboxItem.objects.filter(pk=item.pk).update(attempts=MAX_ATTEMPTS - 1)
+    send_item(item_id=item.pk, now=item.next_attempt_at)
+    item.refresh_from_db()
+    assert item.state == OutboxState.FAILED and item.last_error.startswith(f"Gave up after {MAX_ATTEMPTS} attempts")
+
 
 @needs_orthanc
 def test_nothing_of_one_hospital_reaches_another_hospitals_destination(north, south, orthanc):
@@ -169,10 +174,13 @@ def test_admin_shows_each_hospital_its_own_destinations_and_outbox_and_never_the
 
     item = OutboxItem.objects.first()
     OutboxItem.objects.filter(pk=item.pk).update(state=OutboxState.FAILED, last_error="HTTP 400")
-    response = southern.post("/admin/reports/outboxitem/", {"action": "send_again_now", "_selected_action": [item.pk]})
-    assert response.status_code in (200, 302)
+    send_again = {"action": "send_again_now", "_selected_action": [item.pk]}
+    assert southern.post("/admin/reports/outboxitem/", send_again).status_code in (200, 302)
     item.refresh_from_db()
     assert item.state == OutboxState.FAILED
+    assert northern.post("/admin/reports/outboxitem/", send_again).status_code == 302
+    item.refresh_from_db()
+    assert (item.state, item.attempts) == (OutboxState.PENDING, 0)
 
 
 def test_study_outbox_include_lists_the_studys_items(north):

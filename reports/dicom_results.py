@@ -135,7 +135,9 @@ def _algorithm_label(analysis):
 
 
 def build_segmentation(*, analysis, sources, masks, series_number):
-    """The binary SEG of the lesion masks: one segment, one frame per source slice (empty ones included)."""
+    """The binary SEG of the lesion masks: one segment; it references every source slice, and holds frames
+    only for the slices with lesion pixels (all frames when there are none at all), as highdicom does by default.
+    """
     algorithm = highdicom.AlgorithmIdentificationSequence(
         name=analysis.segmenter_name, family=codes.cid7162.ArtificialIntelligence,
         version=analysis.segmenter_version,
@@ -169,7 +171,6 @@ def build_segmentation(*, analysis, sources, masks, series_number):
                                  f"v{analysis.segmenter_version}"),
         content_label="NEOPLASM",
         content_description=_text(f"AI segmentation, not checked by a doctor{demo}"),
-        omit_empty_frames=False,
     )
 
 

@@ -74,7 +74,8 @@ def test_seg_and_sr_describe_the_analysis_and_pass_dciodvfy(analysed, tmp_path):
                   for series in segmentation.ReferencedSeriesSequence for item in series.ReferencedInstanceSequence}
     assert referenced == {instance.sop_instance_uid for instance in sources}
     read_back = highdicom.seg.Segmentation.from_dataset(segmentation).get_pixels_by_source_instance(
-        source_sop_instance_uids=[instance.sop_instance_uid for instance in sources], segment_numbers=[1]
+        source_sop_instance_uids=[instance.sop_instance_uid for instance in sources], segment_numbers=[1],
+        assert_missing_frames_are_empty=True,
     )
     assert np.array_equal(read_back[..., 0].astype(bool), masks)
 
@@ -190,3 +191,18 @@ def test_a_draft_makes_no_pdf_object(analysed):
     analysis, _ = analysed
     draft = create_draft_report(analysis=analysis).versions.get()
     assert make_signed_report_object(version=draft) is None
+
+
+@needs_dciodvfy
+def test_a_series_without_lesion_gets_an_empty_segment_and_the_normal_class(north, tmp_path):
+    analysis, masks = analysed_phantom_series(world=north, label="normal")
+    assert not masks.any()
+    made = by_kind(make_analysis_result_objects(analysis=analysis))
+    segmentation, report = stored_dataset(made["seg"]), stored_dataset(made["sr"])
+    assert dciodvfy_errors(segmentation, tmp_path) == [] and dciodvfy_errors(report, tmp_path) == []
+    assert segmentation.NumberOfFrames == len(masks)
+    findings = [item.ConceptCodeSequence[0].CodeMeaning for meaning, item in content_items(report)
+                if meaning == "Finding" and item.ValueType == "CODE"]
+    assert "Normal" in findings
+    diameters = [item for meaning, item in content_items(report) if meaning == "Diameter"]
+    assert diameters == []

@@ -211,7 +211,7 @@ def send_by_stow(*, destination, content, sop_instance_uid):
         },
     )
     try:
-        with urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as response:  # noqa: S310 (scheme checked above)
+        with urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as response:
             status, answer = response.status, response.read()
     except HTTPError as error:
         status, answer = error.code, error.read()

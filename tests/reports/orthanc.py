@@ -58,7 +58,7 @@ class Orthanc:
         return f"{self.url}/dicom-web"
 
     def start(self, timeout=60):
-        log = open(self.folder / "orthanc.log", "a")  # noqa: SIM115 (closed with the process)
+        log = open(self.folder / "orthanc.log", "a")
         self.process = subprocess.Popen([ORTHANC_BINARY, str(self.configuration)], stdout=log,
                                         stderr=subprocess.STDOUT)
         log.close()

@@ -191,3 +191,25 @@ def test_study_outbox_include_lists_the_studys_items(north):
     items = OutboxItem.objects.visible_to(north.doctor).for_study(study)
     html = render_to_string("reports/_outbox_status.html", {"outbox_items": items})
     assert html.count("north-pacs") == 3 and "Pending" in html
+
+
+@needs_orthanc
+def test_the_tasks_make_and_send_everything_once_their_transactions_commit(
+    north, orthanc, django_capture_on_commit_callbacks
+):
+    from reports.services import create_draft_report, sign_report, update_draft
+    from reports.tasks import make_result_objects
+    from tests.factories import DEFAULT_PASSWORD
+
+    add_destination(hospital=north.hospital, name="pacs", url=orthanc.dicomweb_url)
+    analysis, _ = analysed_phantom_series(world=north)
+    with django_capture_on_commit_callbacks(execute=True):
+        make_result_objects.delay(analysis_id=analysis.pk)
+    draft = create_draft_report(analysis=analysis).versions.get()
+    update_draft(version=draft, doctor=north.doctor, impression="Solid nodule.", recommendation="Follow up.")
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
+    assert sorted(OutboxItem.objects.values_list("result_object__kind", "state")) == [
+        ("pdf", "sent"), ("seg", "sent"), ("sr", "sent")]
+    sent = set(OutboxItem.objects.values_list("sop_instance_uid", flat=True))
+    assert sent <= orthanc.sop_instance_uids(analysis.series.study.study_instance_uid)

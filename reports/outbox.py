@@ -26,6 +26,7 @@ import pydicom
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from portal.audit import record_event
 from portal.errors import UserFacingError
@@ -255,7 +256,7 @@ _TRANSIENT_STATUS = range(0xA700, 0xA800)
 
 
 def send_by_c_store(*, destination, content):
-    """One association, one C-STORE, with the object's own SOP class and transfer syntax."""
+    """One association, one C-STORE, with the object's own SOP class and transfer syntax (or implicit VR)."""
     from pynetdicom import AE
 
     dataset = pydicom.dcmread(io.BytesIO(content))
@@ -263,7 +264,10 @@ def send_by_c_store(*, destination, content):
     application_entity.acse_timeout = application_entity.dimse_timeout = SEND_TIMEOUT_SECONDS
     application_entity.network_timeout = SEND_TIMEOUT_SECONDS
     application_entity.connection_timeout = SEND_TIMEOUT_SECONDS
-    application_entity.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+    transfer_syntaxes = [dataset.file_meta.TransferSyntaxUID]
+    if transfer_syntaxes[0] == ExplicitVRLittleEndian:
+        transfer_syntaxes.append(ImplicitVRLittleEndian)  # the one every SCP accepts; pynetdicom converts to it
+    application_entity.add_requested_context(dataset.SOPClassUID, transfer_syntaxes)
     where = f"{destination.ae_title}@{destination.host}:{destination.port}"
     association = application_entity.associate(destination.host, destination.port, ae_title=destination.ae_title)
     if association.is_rejected:

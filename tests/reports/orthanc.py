@@ -29,7 +29,7 @@ def free_port():
 class Orthanc:
     """``start()`` and ``stop()`` may be called more than once: the ports and the storage stay the same."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, **configuration):
         self.folder = Path(folder)
         self.http_port, self.dicom_port = free_port(), free_port()
         self.process = None
@@ -47,6 +47,7 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "Plugins": [ORTHANC_DICOMWEB_PLUGIN],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            **configuration,
         }))
 
     @property

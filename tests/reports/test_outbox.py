@@ -1,6 +1,9 @@
 """Forwarding to a real Orthanc (Debian's orthanc + orthanc-dicomweb, started here) by STOW-RS and by C-STORE,
 retrying a destination that is down, never sending twice, never across hospitals; the command and the admin."""
 
+import io
+
+import pydicom
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -72,7 +75,8 @@ def test_results_reach_orthanc_by_stow_rs_and_by_c_store(kind, north, orthanc):
 
 @needs_orthanc
 def test_a_destination_down_at_first_receives_everything_once_it_comes_back(north, tmp_path):
-    later = Orthanc(tmp_path / "pacs")
+    implicit_vr_little_endian_only = ["1.2.840.10008.1.2"]  # an older PACS: our objects are converted for it
+    later = Orthanc(tmp_path / "pacs", AcceptedTransferSyntaxes=implicit_vr_little_endian_only)
     destination = add_destination(hospital=north.hospital, name="pacs", ae_title=ORTHANC_AE_TITLE,
                                   host="127.0.0.1", port=later.dicom_port)
     study, made = results_of_a_signed_study(north)
@@ -88,6 +92,11 @@ def test_a_destination_down_at_first_receives_everything_once_it_comes_back(nort
         assert send_due_items(now=timezone.now() + timezone.timedelta(minutes=5)) == 3
         assert set(items.values_list("state", "attempts")) == {(OutboxState.SENT, 2)}
         assert {result.sop_instance_uid for result in made} <= later.sop_instance_uids(study.study_instance_uid)
+        segmentation = next(result for result in made if result.kind == "seg")
+        received = pydicom.dcmread(io.BytesIO(later.stored_bytes(segmentation.sop_instance_uid)))
+        assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+        with segmentation.instance.file.open("rb") as stored:
+            assert received.PixelData == pydicom.dcmread(stored).PixelData
     finally:
         later.stop()
 

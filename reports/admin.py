@@ -74,7 +74,7 @@ class DicomDestinationAdmin(TenantAdmin):
 
     @admin.display(description="Current extra headers")
     def current_headers(self, destination):
-        return masked_headers(destination.headers) or "none"
+        return masked_headers(destination) or "none"
 
 
 @admin.register(DicomResultObject)

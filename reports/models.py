@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from ml.labels import CLASS_NAMES
 from portal.tenancy import TenantQuerySet
+from reports.sealed_headers import seal, unseal
 
 #: Human labels for the classifier's classes (ml.labels.CLASS_NAMES, in the classifier's output order).
 _LABELS = {
@@ -247,8 +248,8 @@ class DicomDestination(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     url = models.URLField("DICOMweb base URL", max_length=500, blank=True,
                           help_text="The service root; instances are POSTed to <url>/studies.")
-    #: Extra HTTP headers (name: value), e.g. Authorization. Never shown back in full (see reports.admin).
-    headers = models.JSONField(default=dict, blank=True)
+    #: Extra HTTP headers ({name: value}, e.g. Authorization), encrypted (reports.sealed_headers); use ``headers``.
+    sealed_headers = models.TextField(blank=True, editable=False)
     ae_title = models.CharField("called AE title", max_length=16, blank=True)
     host = models.CharField(max_length=255, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
@@ -279,6 +280,14 @@ class DicomDestination(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.address})"
+
+    @property
+    def headers(self):
+        return unseal(self.sealed_headers)
+
+    @headers.setter
+    def headers(self, headers):
+        self.sealed_headers = seal(headers)
 
     @property
     def address(self):

@@ -32,6 +32,7 @@ from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
 from reports.models import DicomDestination, OutboxItem, OutboxState
+from reports.sealed_headers import HeadersUnreadable
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,12 @@ def _deliver(item):
     except OSError as error:
         raise DestinationUnavailable(f"The stored object could not be read: {error}") from error
     if destination.kind == DicomDestination.Kind.DICOMWEB:
-        return send_by_stow(destination=destination, content=content, sop_instance_uid=item.sop_instance_uid)
+        try:
+            headers = destination.headers
+        except HeadersUnreadable as error:
+            raise DestinationRejected(str(error)) from error
+        return send_by_stow(destination=destination, headers=headers, content=content,
+                            sop_instance_uid=item.sop_instance_uid)
     return send_by_c_store(destination=destination, content=content)
 
 
@@ -192,7 +198,7 @@ FAILURE_REASON = "00081197"
 WARNING_REASON = "00081196"
 
 
-def send_by_stow(*, destination, content, sop_instance_uid):
+def send_by_stow(*, destination, headers, content, sop_instance_uid):
     """POST one instance to ``<url>/studies`` as multipart/related; see the module docstring for outcomes."""
     if urlsplit(destination.url).scheme not in ("http", "https"):
         raise DestinationRejected("The DICOMweb URL must start with http:// or https://.")
@@ -206,7 +212,7 @@ def send_by_stow(*, destination, content, sop_instance_uid):
         data=body,
         method="POST",
         headers={
-            **destination.headers,
+            **headers,
             "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
             "Accept": "application/dicom+json",
         },
@@ -333,9 +339,13 @@ def add_destination(*, hospital, name, url="", headers=None, ae_title="", host="
     return DicomDestination.objects.create(**fields)
 
 
-def masked_headers(headers):
+def masked_headers(destination):
     """Header names with the start of each value, for showing back without revealing a secret."""
-    return ", ".join(f"{name}: {str(value)[:4]}…" for name, value in sorted((headers or {}).items()))
+    try:
+        headers = destination.headers
+    except HeadersUnreadable as error:
+        return str(error)
+    return ", ".join(f"{name}: {str(value)[:4]}…" for name, value in sorted(headers.items()))
 
 
 def parse_header(text):

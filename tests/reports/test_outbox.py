@@ -222,3 +222,21 @@ def test_the_tasks_make_and_send_everything_once_their_transactions_commit(
         ("pdf", "sent"), ("seg", "sent"), ("sr", "sent")]
     sent = set(OutboxItem.objects.values_list("sop_instance_uid", flat=True))
     assert sent <= orthanc.sop_instance_uids(analysis.series.study.study_instance_uid)
+
+
+def test_extra_headers_are_stored_encrypted_and_survive_a_secret_key_rotation(north, settings):
+    destination = add_destination(hospital=north.hospital, name="pacs", url="https://pacs.north.test/dw",
+                                  headers={"Authorization": "Bearer north-secret-token"})
+    stored = DicomDestination.objects.filter(pk=destination.pk).values_list("sealed_headers", flat=True).get()
+    assert "north-secret-token" not in stored and "Authorization" not in stored
+
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-rotated-secret-key-for-the-test-only"
+    assert DicomDestination.objects.get().headers == {"Authorization": "Bearer north-secret-token"}
+
+    settings.SECRET_KEY_FALLBACKS = []
+    _, made = results_of_a_signed_study(north)
+    item = OutboxItem.objects.first()
+    send_item(item_id=item.pk)
+    item.refresh_from_db()
+    assert item.state == OutboxState.FAILED and "enter them again" in item.last_error

@@ -26,6 +26,7 @@ import highdicom
 import numpy as np
 import pydicom
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
@@ -124,14 +125,14 @@ def _stored_masks(analysis):
 
 
 def _next_series_number(study):
-    highest = Series.objects.filter(study=study).order_by("-series_number").values_list("series_number", flat=True)
-    return max(highest.first() or 0, 0) + 1
+    highest = Series.objects.filter(study=study).aggregate(highest=Max("series_number"))["highest"]
+    return max(highest or 0, 0) + 1
 
 
 def _algorithm_label(analysis):
     demo = f" ({DEMO_MODEL_NOTE})" if analysis.is_demo_model else ""
-    return f"{analysis.classifier_name} {analysis.classifier_version}, {analysis.segmenter_name} " \
-           f"{analysis.segmenter_version}{demo}"
+    classifier = f"{analysis.classifier_name} {analysis.classifier_version}"
+    return f"{classifier}, {analysis.segmenter_name} {analysis.segmenter_version}{demo}"
 
 
 def build_segmentation(*, analysis, sources, masks, series_number):

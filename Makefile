@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test venv system-check browser compose-cli pdf-tools lint bench clean
+.PHONY: run test venv system-check browser compose-cli pdf-tools dicom-tools lint bench clean
 
 $(INSTALLED): requirements/*.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -38,7 +38,15 @@ pdf-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
 	  else echo "Report tests need Debian's poppler-utils: sudo apt-get install poppler-utils"; exit 1; fi; }
 
-test: system-check browser compose-cli pdf-tools
+# Debian's dicom3tools (dciodvfy checks the SEG, SR and PDF objects we make) and Orthanc with its DICOMweb
+# plugin (the PACS the outbox tests send to by STOW-RS and C-STORE).
+dicom-tools:
+	@{ command -v dciodvfy && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } \
+	  >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools orthanc orthanc-dicomweb >/dev/null; \
+	  else echo "DICOM result tests need dicom3tools, orthanc and orthanc-dicomweb: sudo apt-get install dicom3tools orthanc orthanc-dicomweb"; exit 1; fi; }
+
+test: system-check browser compose-cli pdf-tools dicom-tools
 	$(PYTHON) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

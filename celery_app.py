@@ -34,6 +34,7 @@ app.conf.update(
     },
     beat_schedule={
         "close-abandoned-upload-batches": {"task": "scans.tasks.close_abandoned_batches", "schedule": 300.0},
+        "send-due-dicom-outbox-items": {"task": "reports.tasks.send_due_outbox_items", "schedule": 60.0},
     },
     task_acks_late=True,
     task_reject_on_worker_lost=True,

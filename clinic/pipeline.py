@@ -17,11 +17,15 @@ safely (it is idempotent on its natural key). Read top to bottom:
 3. **Analysis run** (``gpu`` queue): ``ml.tasks.analyse_series`` claims the analysis, runs the networks
    (``ml.services.run_analysis``), stores probabilities, masks, key images and measurements, and sends
    ``ml.signals.analysis_succeeded``.
-4. **Report draft** (``reports`` queue): :func:`draft_report_for_analysis` below sends
+4. **Report draft and results out** (``reports`` queue): :func:`draft_report_for_analysis` below sends
    ``reports.tasks.create_draft_report``, which makes or updates the study's draft and queues its PDF
-   (``reports.tasks.render_report_pdf``).
+   (``reports.tasks.render_report_pdf``); :func:`dicom_results_for_analysis` sends
+   ``reports.tasks.make_result_objects``, which stores a DICOM SEG and a TID 1500 SR in the study and
+   puts them in the outbox of each of the hospital's destinations (``reports.tasks.send_outbox_item``).
 5. **Review and sign-off** (web): the doctor reads the study page (``clinic.views.study_detail``), edits
-   and signs (``reports.services.sign_version``); signing renders the final PDF and notifies the patient.
+   and signs (``reports.services.sign_report``); signing renders the final PDF, stores it as a DICOM
+   Encapsulated PDF (``reports.tasks.make_signed_report_object``, into the outbox too) and notifies the
+   patient.
 6. **Patient download** (web): ``/my/reports/`` lists the patient's signed reports
    (``reports.views.patient_reports``); the PDF download is checked, audited and served privately.
 
@@ -33,7 +37,7 @@ from django.dispatch import receiver
 
 from ml.signals import analysis_succeeded
 from ml.tasks import queue_series_analysis
-from reports.tasks import create_draft_report
+from reports.tasks import create_draft_report, make_result_objects
 from scans.signals import series_completed
 
 
@@ -48,3 +52,10 @@ def analyse_completed_series(sender, *, series_id, **kwargs):
 def draft_report_for_analysis(sender, *, analysis_id, **kwargs):
     """Stage 3 → 4: a successful, current analysis gets its report drafted."""
     create_draft_report.delay(analysis_id=analysis_id)
+
+
+@receiver(analysis_succeeded, dispatch_uid="pipeline.dicom_results_for_analysis")
+def dicom_results_for_analysis(sender, *, analysis_id, **kwargs):
+    """Stage 3 → 4: the analysis's DICOM SEG and SR are stored in its study and queued for the hospital's
+    destinations (``reports.dicom_results``, ``reports.outbox``)."""
+    make_result_objects.delay(analysis_id=analysis_id)

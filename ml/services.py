@@ -152,6 +152,8 @@ def reanalyse_series(*, series, user, request=None):
     """
     if series.status == SeriesStatus.RECEIVING:
         raise SeriesNotAnalysable("This series is still being received; it is analysed once it is complete.")
+    if series.status == SeriesStatus.RESULT:
+        raise SeriesNotAnalysable("This series holds RadAssist's own results (SEG, SR or PDF); it is not analysed.")
     if not series.instances.exists():
         raise SeriesNotAnalysable("This series has no images to analyse.")
     versions = champion_model_versions()

@@ -15,6 +15,7 @@ class AuditAction(models.TextChoices):
     INVITE = "invite", "Invited user"
     API_KEY = "api_key", "Managed API key"
     LOGIN = "login", "Logged in"
+    SEND = "send", "Sent to a DICOM destination"
 
 
 class AuditEventQuerySet(TenantQuerySet):

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from ml.labels import CLASS_NAMES
 from portal.tenancy import TenantOwnedModel, TenantQuerySet
+from reports.sealed_headers import seal, unseal
 
 #: Human labels for the classifier's classes (ml.labels.CLASS_NAMES, in the classifier's output order).
 _LABELS = {
@@ -169,3 +170,192 @@ def key_images_visible_to(user):
         versions = ReportVersion.objects.visible_to(user)
         return KeyImage.objects.filter(analysis__report_versions__in=versions).distinct()
     return KeyImage.objects.visible_to(user)
+
+
+# DICOM result objects and their forwarding ---------------------------------------------------------
+
+
+class ResultKind(models.TextChoices):
+    SEGMENTATION = "seg", "Segmentation (SEG)"
+    MEASUREMENT_REPORT = "sr", "Measurement report (SR)"
+    SIGNED_REPORT_PDF = "pdf", "Signed report (Encapsulated PDF)"
+
+
+class DicomResultObjectQuerySet(TenantQuerySet):
+    def current(self):
+        return self.filter(superseded_at__isnull=True)
+
+
+class DicomResultObject(models.Model):
+    """A DICOM object RadAssist made, stored as an instance of its study, and what made it.
+
+    SEG and SR come from an analysis; an Encapsulated PDF from a signed report version. A reanalysis
+    or an amendment makes new objects; the earlier ones stay stored and are marked superseded.
+    """
+
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=ResultKind.choices)
+    analysis = models.ForeignKey(
+        "ml.Analysis", null=True, blank=True, on_delete=models.PROTECT, related_name="dicom_result_objects"
+    )
+    report_version = models.ForeignKey(
+        ReportVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="dicom_result_objects"
+    )
+    sop_instance_uid = models.CharField("SOPInstanceUID", max_length=64)
+    instance = models.OneToOneField("scans.Instance", on_delete=models.PROTECT, related_name="result_object")
+    created_at = models.DateTimeField(auto_now_add=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DicomResultObjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "DICOM result object"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "sop_instance_uid"], name="unique_result_object_sop_uid"),
+            models.UniqueConstraint(
+                fields=["analysis", "kind"], condition=Q(analysis__isnull=False),
+                name="one_result_object_per_analysis_and_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["report_version"], condition=Q(report_version__isnull=False),
+                name="one_result_object_per_report_version",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (Q(kind="pdf") & Q(report_version__isnull=False) & Q(analysis__isnull=True))
+                    | (~Q(kind="pdf") & Q(analysis__isnull=False) & Q(report_version__isnull=True))
+                ),
+                name="result_object_made_by_analysis_or_signed_version",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.sop_instance_uid}"
+
+    @property
+    def is_superseded(self):
+        return self.superseded_at is not None
+
+
+class DicomDestination(models.Model):
+    """A hospital system that receives RadAssist's result objects: by DICOMweb STOW-RS or by DIMSE C-STORE."""
+
+    class Kind(models.TextChoices):
+        DICOMWEB = "dicomweb", "DICOMweb STOW-RS"
+        DIMSE = "dimse", "DICOM C-STORE"
+
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="dicom_destinations")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    url = models.URLField("DICOMweb base URL", max_length=500, blank=True,
+                          help_text="The service root; instances are POSTed to <url>/studies.")
+    #: Extra HTTP headers ({name: value}, e.g. Authorization), encrypted (reports.sealed_headers); use ``headers``.
+    sealed_headers = models.TextField(blank=True, editable=False)
+    ae_title = models.CharField("called AE title", max_length=16, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    calling_ae_title = models.CharField(
+        "calling AE title", max_length=16, default="RADASSIST",
+        help_text="The AE title RadAssist uses when it sends to this destination.",
+    )
+    sends_ai_results = models.BooleanField(default=True, help_text="Send the AI's SEG and SR after each analysis.")
+    sends_signed_reports = models.BooleanField(default=True, help_text="Send each signed report as Encapsulated PDF.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hospital_id", "name"]
+        verbose_name = "DICOM destination"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "name"], name="unique_dicom_destination_name_per_hospital"),
+            models.CheckConstraint(
+                condition=(
+                    (Q(kind="dicomweb") & ~Q(url=""))
+                    | (Q(kind="dimse") & ~Q(ae_title="") & ~Q(host="") & Q(port__isnull=False))
+                ),
+                name="dicom_destination_has_its_address",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.address})"
+
+    @property
+    def headers(self):
+        return unseal(self.sealed_headers)
+
+    @headers.setter
+    def headers(self, headers):
+        self.sealed_headers = seal(headers)
+
+    @property
+    def address(self):
+        if self.kind == self.Kind.DICOMWEB:
+            return self.url
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+    def wants(self, kind):
+        if kind == ResultKind.SIGNED_REPORT_PDF:
+            return self.sends_signed_reports
+        return self.sends_ai_results
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OutboxItemQuerySet(TenantQuerySet):
+    def for_study(self, study):
+        """What was, or is to be, sent of one study, newest first (the study page shows it)."""
+        return (
+            self.filter(result_object__instance__series__study=study)
+            .select_related("destination", "result_object")
+            .order_by("-created_at", "-pk")
+        )
+
+    def due(self, now):
+        return self.filter(state=OutboxState.PENDING, next_attempt_at__lte=now)
+
+
+class OutboxItem(models.Model):
+    """One result object to deliver to one destination: the durable record a send task works from.
+
+    Unique on (destination, SOP Instance UID), so a second delivery of the same object is never queued.
+    """
+
+    hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="+")
+    destination = models.ForeignKey(DicomDestination, on_delete=models.CASCADE, related_name="outbox_items")
+    result_object = models.ForeignKey(DicomResultObject, on_delete=models.PROTECT, related_name="outbox_items")
+    sop_instance_uid = models.CharField("SOPInstanceUID", max_length=64)
+    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, help_text="What the destination (or the network) answered last.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OutboxItemQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "sop_instance_uid"], name="send_each_object_once_per_destination"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.result_object} to {self.destination.name}: {self.get_state_display()}"
+
+    def save(self, *args, **kwargs):
+        """The tenant wall, checked on every write: an object goes only to a destination of its own hospital."""
+        if not (self.hospital_id == self.destination.hospital_id == self.result_object.hospital_id):
+            raise ValueError("An outbox item joins a result object and a destination of the same hospital only.")
+        super().save(*args, **kwargs)

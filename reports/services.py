@@ -252,7 +252,18 @@ def sign_report(*, version, doctor, password=None, totp_code=None, request=None)
             transaction.on_commit(lambda: version.pdf.storage.delete(draft_pdf))
         queue_pdf_render(version)
         transaction.on_commit(lambda: notify_patient(version=version))
+        queue_signed_report_object(version)
     return version
+
+
+def queue_signed_report_object(version):
+    """The signed version's Encapsulated PDF is made on the reports queue once the signature has committed.
+
+    The task is found by name (reports.tasks imports this module).
+    """
+    transaction.on_commit(
+        lambda: queue_task("reports.tasks.make_signed_report_object", version_id=version.pk)
+    )
 
 
 def amend_report(*, report, doctor, amendment_note, request=None):

@@ -70,10 +70,20 @@ class SeriesStatus(models.TextChoices):
     ANALYSED = "analysed", "Analysed"
     REPORTED = "reported", "Reported"
     FAILED = "failed", "Failed"
+    #: Made by RadAssist itself (AI results, signed report PDF): stored like any series, never analysed.
+    RESULT = "result", "RadAssist result"
 
 
 class SeriesQuerySet(TenantQuerySet):
     patient_user_lookup = "study__patient__user"
+
+    def narrow_for_patient(self, rows, user):
+        """Patients read their results in signed reports, never as the AI's DICOM result objects."""
+        return rows.acquired()
+
+    def acquired(self):
+        """Series that came from a scanner or an upload, without RadAssist's own result series."""
+        return self.exclude(status=SeriesStatus.RESULT)
 
 
 class Series(TenantOwnedModel):
@@ -113,6 +123,9 @@ class Series(TenantOwnedModel):
 
 class InstanceQuerySet(TenantQuerySet):
     patient_user_lookup = "series__study__patient__user"
+
+    def narrow_for_patient(self, rows, user):
+        return rows.exclude(series__status=SeriesStatus.RESULT)
 
     def in_slice_order(self):
         """Sorted along the slice normal (computed at ingest), then by InstanceNumber."""

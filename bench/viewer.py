@@ -62,7 +62,7 @@ def main():
     django.setup()
     import numpy as np
 
-    from clinic.viewer import mask_cache, mask_overlay_png, render_slice_png
+    from clinic.viewer import decoded_slice, mask_cache, mask_overlay_png, render_slice_png, requested_window
     from ml.phantoms import generate_phantom_series, write_dicom_series
     from scans.models import Instance
 
@@ -73,11 +73,16 @@ def main():
     instance = StandIn(file=StoredFile(content, "slice.dcm"), file_format=Instance.Format.DICOM,
                        window_center=-600.0, window_width=1500.0, rows=512, columns=512)
     print(f"slice PNG, 512 x 512 DICOM ({len(content) // 1024} KiB), {arguments.runs} runs each:")
-    for window in ("lung", "mediastinum", "series"):
-        median, p90 = timed(lambda window=window: render_slice_png(instance=instance, window_name=window),
-                            arguments.runs)
+    for name in ("lung", "mediastinum", "series"):
+        window = requested_window({"window": name}, instance)
+
+        def render_cold(window=window):
+            decoded_slice.cache_clear()  # each run decodes the file, as the first request for a slice does
+            render_slice_png(instance=instance, window=window)
+
+        median, p90 = timed(render_cold, arguments.runs)
         verdict = "ok" if median < GOAL_SECONDS else "SLOWER than the goal"
-        print(f"  window {window:<12} median {median * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   ({verdict})")
+        print(f"  window {name:<12} median {median * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   ({verdict})")
 
     masks = np.zeros((arguments.mask_slices, 512, 512), dtype=bool)
     masks[:, 200:260, 300:370] = True

@@ -6,8 +6,10 @@ urlpatterns = [
     path("hospital/", views.hospital_dashboard, name="hospital-dashboard"),
     path("worklist/", views.worklist, name="worklist"),
     path("studies/<int:pk>/", views.study_detail, name="study-detail"),
+    path("studies/<int:pk>/compare/<int:prior_pk>/", views.study_compare, name="study-compare"),
     path("series/<int:pk>/viewer/", viewer.series_viewer, name="series-viewer"),
     path("series/<int:pk>/viewer.json", viewer.series_viewer_state, name="series-viewer-state"),
     path("series/<int:pk>/slices/<int:index>.png", viewer.series_slice_image, name="series-slice-image"),
     path("series/<int:pk>/slices/<int:index>/mask.png", viewer.series_slice_mask, name="series-slice-mask"),
+    path("series/<int:pk>/slices/<int:index>/value.json", viewer.series_slice_value, name="series-slice-value"),
 ]

@@ -7,9 +7,11 @@ clinical staff, so patients (and other hospitals) get 404.
 """
 
 import io
+import math
 import threading
 from collections import OrderedDict
 
+import cachetools
 import cv2
 import numpy as np
 from django.http import Http404, HttpResponse, JsonResponse
@@ -44,6 +46,11 @@ WINDOW_PRESETS = {
 }
 #: The window stored in the series' own DICOM headers (WindowCenter/WindowWidth).
 SERIES_WINDOW = "series"
+#: Any centre and width, as dragging on the image sets them (``window=custom&center=..&width=..``).
+CUSTOM_WINDOW = "custom"
+MAX_WINDOW_WIDTH = 100_000
+#: Decoded slices kept per process for rendering and the value readout (a 512² CT slice is 1 MB).
+DECODED_SLICES_KEPT = 16
 
 
 def series_window(instance):
@@ -53,8 +60,24 @@ def series_window(instance):
     return WINDOW_PRESETS["lung"]
 
 
-def _window_named(name, instance):
-    return series_window(instance) if name == SERIES_WINDOW else WINDOW_PRESETS[name]
+def requested_window(query, instance):
+    """The window a slice request asks for: a preset, the series' own (also when none is named: PNG/JPG
+    series have no window), or ``window=custom&center=C&width=W`` while the doctor drags to window.
+    Raises Http404 for anything else."""
+    name = query.get("window", "") or SERIES_WINDOW
+    if name == SERIES_WINDOW:
+        return series_window(instance)
+    if name in WINDOW_PRESETS:
+        return WINDOW_PRESETS[name]
+    if name == CUSTOM_WINDOW:
+        try:
+            centre, width = float(query.get("center", "")), float(query.get("width", ""))
+        except ValueError:
+            raise Http404("A custom window needs a numeric center and width.") from None
+        if not (math.isfinite(centre) and math.isfinite(width)) or not 1 <= width <= MAX_WINDOW_WIDTH:
+            raise Http404("The window width must be between 1 and 100000.")
+        return Window("Custom", centre=centre, width=width)
+    raise Http404(f"Unknown window {name!r}.")
 
 
 def _first_frame_grey_or_hounsfield(dataset):
@@ -68,19 +91,33 @@ def _first_frame_grey_or_hounsfield(dataset):
     return pixels, False
 
 
-def render_slice_png(*, instance, window_name):
-    """One stored slice as an 8-bit grey PNG: DICOM through the chosen window, PNG/JPG as stored."""
+_decoded_slices = cachetools.LRUCache(maxsize=DECODED_SLICES_KEPT)
+_decoded_slices_lock = threading.Lock()
+
+
+@cachetools.cached(_decoded_slices, key=lambda instance: (instance.file.name, instance.file_format),
+                   lock=_decoded_slices_lock)
+def decoded_slice(instance):
+    """``(pixels, is_grey)`` of a stored slice: Hounsfield units (modality LUT) for DICOM, 8-bit grey for
+    PNG/JPG and colour DICOM. The few slices being read are kept decoded, so the value readout under the
+    pointer and a drag through windows do not decode the file again for every request."""
     import pydicom
 
+    file_format = instance.file_format
     with instance.file.open("rb") as stored:
         content = stored.read()
-    if instance.file_format == Instance.Format.IMAGE:
-        return encode_png(grey_from_image(io.BytesIO(content)))
-    dataset = pydicom.dcmread(io.BytesIO(content))
-    pixels, already_grey = _first_frame_grey_or_hounsfield(dataset)
-    if already_grey:
-        return encode_png(pixels)
-    return encode_png(grey_from_window(pixels, _window_named(window_name, instance)))
+    if file_format == Instance.Format.IMAGE:
+        pixels, is_grey = grey_from_image(io.BytesIO(content)), True
+    else:
+        pixels, is_grey = _first_frame_grey_or_hounsfield(pydicom.dcmread(io.BytesIO(content)))
+    pixels.flags.writeable = False
+    return pixels, is_grey
+
+
+def render_slice_png(*, instance, window):
+    """One stored slice as an 8-bit grey PNG: DICOM through ``window``, PNG/JPG as stored."""
+    pixels, is_grey = decoded_slice(instance)
+    return encode_png(pixels if is_grey else grey_from_window(pixels, window))
 
 
 class _PackedMaskCache:
@@ -178,24 +215,50 @@ def _private_png(request, *, etag, render_png):
     return response
 
 
+def nearest_slice(locations, location):
+    """Index of the slice whose location is nearest to ``location``; None without a location to match."""
+    if location is None:
+        return None
+    known = [(abs(value - location), index) for index, value in enumerate(locations) if value is not None]
+    return min(known)[1] if known else None
+
+
+def start_location(state):
+    """The slice location a viewer of ``state`` opens at: the lesion's largest slice, else the middle one."""
+    locations = state["sliceLocations"]
+    if not locations:
+        return None
+    analysis = state.get("analysis") or {}
+    index = analysis.get("largestSlice")
+    if not isinstance(index, int) or not 0 <= index < len(locations):
+        index = len(locations) // 2
+    return locations[index]
+
+
 def tumour_probabilities(analysis):
     """Per slice, the probability of any tumour class (1 - p(normal)), in slice order."""
     normal = CLASS_NAMES.index("normal")
     return [round(1.0 - row[normal], 4) for row in analysis.slice_probabilities if len(row) > normal]
 
 
-def viewer_state(request, series):
-    """Everything the viewer script needs to draw a series; also embedded in the page for the first paint."""
+def viewer_state(request, series, *, open_at_location=None):
+    """Everything the viewer script needs to draw a series; also embedded in the page for the first paint.
+
+    With ``open_at_location`` (mm along the slice normal) the viewer opens at the slice nearest to it, so a
+    prior study opens at the level of the lesion in the current one.
+    """
     instances = list(_instances_in_order(request, series).only("pk", "slice_location", "file_format",
                                                                "window_center", "window_width"))
     count = len(instances)
+    locations = [instance.slice_location for instance in instances]
     is_grey_image = bool(instances) and instances[0].file_format == Instance.Format.IMAGE
     windows = []
     if not is_grey_image:
         own = series_window(instances[0]) if instances else WINDOW_PRESETS["lung"]
-        windows = [{"name": name, "label": window.name, "detail": f"W{window.width:g} L{window.centre:g}"}
-                   for name, window in WINDOW_PRESETS.items()]
-        windows.append({"name": SERIES_WINDOW, "label": "Series", "detail": f"W{own.width:g} L{own.centre:g}"})
+        named = [*WINDOW_PRESETS.items(), (SERIES_WINDOW, own)]
+        windows = [{"name": name, "label": "Series" if name == SERIES_WINDOW else window.name,
+                    "detail": f"W{window.width:g} L{window.centre:g}", "centre": window.centre, "width": window.width}
+                   for name, window in named]
     image_base = reverse("series-slice-image", kwargs={"pk": series.pk, "index": 0})
     state = {
         "seriesId": series.pk,
@@ -204,11 +267,14 @@ def viewer_state(request, series):
         "statusReason": series.status_reason,
         "processing": series.status in PROCESSING_STATUSES,
         "sliceCount": count,
-        "sliceLocations": [instance.slice_location for instance in instances],
+        "sliceLocations": locations,
         "imageUrl": image_base.replace("/0.png", "/{index}.png") + f"?n={count}&window={{window}}",
+        "valueUrl": reverse("series-slice-value", kwargs={"pk": series.pk, "index": 0}).replace(
+            "/0/value.json", "/{index}/value.json"),
         "windows": windows,
         "defaultWindow": "lung" if windows else "",
         "analysis": None,
+        "startSlice": nearest_slice(locations, open_at_location),
     }
     analysis = current_analysis(request, series)
     if analysis is not None:
@@ -251,13 +317,30 @@ def series_viewer_state(request, pk):
 def series_slice_image(request, pk, index):
     series = _visible_series(request, pk)
     instance = _instance_at(request, series, index)
-    window_name = request.GET.get("window", SERIES_WINDOW)
-    if window_name != SERIES_WINDOW and window_name not in WINDOW_PRESETS:
-        raise Http404(f"Unknown window {window_name!r}.")
+    window = requested_window(request.GET, instance)
     return _private_png(
-        request, etag=f'"{instance.sha256[:20]}-{window_name}"',
-        render_png=lambda: render_slice_png(instance=instance, window_name=window_name),
+        request, etag=f'"{instance.sha256[:20]}-{window.centre:g}-{window.width:g}"',
+        render_png=lambda: render_slice_png(instance=instance, window=window),
     )
+
+
+@ability_required("read_clinical")
+@require_GET
+def series_slice_value(request, pk, index):
+    """The stored value under the pointer: Hounsfield units for CT (grey level for PNG/JPG), at pixel (x, y)."""
+    series = _visible_series(request, pk)
+    instance = _instance_at(request, series, index)
+    try:
+        x, y = int(request.GET.get("x", "")), int(request.GET.get("y", ""))
+    except ValueError:
+        return JsonResponse({"error": "x and y must be whole pixel coordinates."}, status=400)
+    pixels, is_grey = decoded_slice(instance)
+    if not (0 <= y < pixels.shape[0] and 0 <= x < pixels.shape[1]):
+        return JsonResponse({"error": f"The slice is {pixels.shape[1]} x {pixels.shape[0]} pixels."}, status=400)
+    unit = "grey" if is_grey else ("HU" if series.modality == "CT" else "")
+    response = JsonResponse({"x": x, "y": y, "value": round(float(pixels[y, x]), 1), "unit": unit})
+    patch_cache_control(response, private=True, max_age=SLICE_CACHE_SECONDS)
+    return response
 
 
 @ability_required("read_clinical")

@@ -7,13 +7,14 @@ from django.utils import timezone
 
 from accounts.models import Patient, User
 from accounts.permissions import ability_required
-from clinic.viewer import viewer_state
+from clinic.priors import history_plot_points, measurement_history, prior_studies
+from clinic.viewer import start_location, viewer_state
 from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
 from ml.models import AnalysisStatus
 from ml.services import current_analyses_by_series
 from portal.audit import record_event
 from portal.models import AuditAction
-from reports.models import Report, ReportVersion
+from reports.models import OutboxItem, Report, ReportVersion
 from reports.rendering import build_finding
 from scans.models import Series, Study
 
@@ -41,11 +42,12 @@ def study_detail(request, pk):
     study = get_object_or_404(Study.objects.visible_to(request.user).select_related("patient"), pk=pk)
     record_event(action=AuditAction.VIEW, target=study, request=request)
     series_list = list(
-        Series.objects.visible_to(request.user).filter(study=study)
+        Series.objects.visible_to(request.user).acquired().filter(study=study)
         .annotate(instance_count=Count("instances")).order_by("series_number", "pk")
     )
     analyses = current_analyses_by_series(user=request.user, series_ids=[series.pk for series in series_list])
     shown = _series_to_show(series_list, request.GET.get("series", ""), analyses)
+    history = measurement_history(user=request.user, patient_id=study.patient_id)
     findings = [
         build_finding(analyses[series.pk]) for series in series_list
         if series.pk in analyses and analyses[series.pk].status == AnalysisStatus.SUCCEEDED
@@ -57,8 +59,35 @@ def study_detail(request, pk):
         "viewer_state": viewer_state(request, shown) if shown else None,
         "findings": findings,
         "has_report": Report.objects.visible_to(request.user).filter(study=study).exists(),
+        "outbox_items": OutboxItem.objects.visible_to(request.user).for_study(study),
+        "priors": prior_studies(user=request.user, study=study),
+        "history": history,
+        "history_plot": history_plot_points(history),
     }
     return render(request, "clinic/study_detail.html", context)
+
+
+@ability_required("read_clinical")
+def study_compare(request, pk, prior_pk):
+    """A study and one of the patient's earlier studies side by side, both opened at the lesion's level."""
+    studies = Study.objects.visible_to(request.user).select_related("patient")
+    study = get_object_or_404(studies, pk=pk)
+    prior = get_object_or_404(studies.filter(patient_id=study.patient_id).exclude(pk=study.pk), pk=prior_pk)
+    record_event(action=AuditAction.VIEW, target=study, request=request, detail={"compared_with": prior.pk})
+    sides, location = [], None
+    for label, shown_study in (("Current", study), ("Prior", prior)):
+        series_list = list(Series.objects.visible_to(request.user).acquired().filter(study=shown_study)
+                           .order_by("series_number", "pk"))
+        analyses = current_analyses_by_series(user=request.user, series_ids=[series.pk for series in series_list])
+        series = _series_to_show(series_list, "", analyses)
+        state = viewer_state(request, series, open_at_location=location) if series else None
+        if state is not None and location is None:
+            location = start_location(state)
+        sides.append({"label": label, "study": shown_study, "series": series, "viewer_state": state})
+    history = measurement_history(user=request.user, patient_id=study.patient_id)
+    context = {"study": study, "prior": prior, "sides": sides, "history": history,
+               "history_plot": history_plot_points(history)}
+    return render(request, "clinic/compare.html", context)
 
 
 def _series_to_show(series_list, requested, analyses):

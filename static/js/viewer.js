@@ -1,4 +1,4 @@
-// Slice viewer: scrolls a series rendered server-side as PNGs (see scans/viewer.py).
+// Slice viewer: scrolls a series rendered server-side as PNGs (see clinic/viewer.py).
 // Wheel, keys, slider and vertical drag (touch) move through the slices; neighbours are preloaded so scrolling stays smooth;
 // while the series is still being processed the viewer polls its state and picks up the analysis.
 
@@ -6,6 +6,13 @@ const PRELOAD_RADIUS = 3;
 const PAGE_STEP = 10;
 const DRAG_PIXELS_PER_SLICE = 12;
 const POLL_MILLISECONDS = 3000;
+const ZOOM_STEP = 1.25;
+const ZOOM_MIN = 1;
+const ZOOM_MAX = 8;
+// Dragging in Window mode: grey units per screen pixel, as a share of the window's width (feels the same for any window).
+const WINDOW_DRAG_SENSITIVITY = 0.004;
+const WINDOW_RELOAD_MILLISECONDS = 120;
+const VALUE_READOUT_MILLISECONDS = 150;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 class SliceViewer {
@@ -20,6 +27,13 @@ class SliceViewer {
     this.overlayToggle = root.querySelector("[data-overlay-toggle]");
     this.plotFigure = root.querySelector("[data-probability-figure]");
     this.plot = root.querySelector("[data-probability-plot]");
+    this.canvas = root.querySelector("[data-viewer-canvas]");
+    this.windowReadout = root.querySelector("[data-window-readout]");
+    this.valueReadout = root.querySelector("[data-value-readout]");
+    this.tool = "scroll";
+    this.zoom = 1;
+    this.offset = { x: 0, y: 0 };
+    this.customWindow = null;
     this.preloaded = new Map();
     this.index = 0;
     this.wheelRemainder = 0;
@@ -27,6 +41,7 @@ class SliceViewer {
     this.window = this.checkedWindow();
     this.bindEvents();
     this.applyState(this.state, { initial: true });
+    this.showWindow();
     if (this.state.processing) this.poll();
   }
 
@@ -48,15 +63,33 @@ class SliceViewer {
       }
     }, { passive: false });
     this.stage.addEventListener("keydown", (event) => this.onKey(event));
-    // On a tablet (or with a held mouse button) dragging up and down moves through the slices.
+    // Dragging (mouse, pen or finger) scrolls through the slices, sets the window, or pans, by the chosen tool.
     this.stage.addEventListener("pointerdown", (event) => {
-      this.dragStart = { y: event.clientY, index: this.index };
+      const window = this.currentWindow();
+      this.dragStart = {
+        x: event.clientX, y: event.clientY, index: this.index, offset: { ...this.offset },
+        centre: window ? window.centre : 0, width: window ? window.width : 1,
+      };
       this.stage.setPointerCapture(event.pointerId);
     });
     this.stage.addEventListener("pointermove", (event) => {
-      if (!this.dragStart) return;
-      this.show(this.dragStart.index + Math.round((event.clientY - this.dragStart.y) / DRAG_PIXELS_PER_SLICE));
+      if (!this.dragStart) {
+        this.readValueSoon(event);
+        return;
+      }
+      const dx = event.clientX - this.dragStart.x;
+      const dy = event.clientY - this.dragStart.y;
+      if (this.tool === "window" && this.state.windows.length) {
+        const step = Math.max(this.dragStart.width, 1) * WINDOW_DRAG_SENSITIVITY;
+        this.setCustomWindow(this.dragStart.centre - dy * step, Math.max(1, this.dragStart.width + dx * step));
+      } else if (this.tool === "pan") {
+        this.offset = { x: this.dragStart.offset.x + dx, y: this.dragStart.offset.y + dy };
+        this.applyTransform();
+      } else {
+        this.show(this.dragStart.index + Math.round(dy / DRAG_PIXELS_PER_SLICE));
+      }
     });
+    this.stage.addEventListener("pointerleave", () => { this.valueReadout.textContent = ""; });
     const endDrag = () => { this.dragStart = null; };
     this.stage.addEventListener("pointerup", endDrag);
     this.stage.addEventListener("pointercancel", endDrag);
@@ -64,10 +97,24 @@ class SliceViewer {
     this.root.querySelectorAll("[data-window-choice]").forEach((choice) => {
       choice.addEventListener("change", () => {
         this.window = this.checkedWindow();
+        this.customWindow = null;
         this.preloaded.clear();
+        this.showWindow();
         this.show(this.index);
       });
     });
+    this.root.querySelectorAll("[data-tool]").forEach((choice) => {
+      choice.addEventListener("change", () => this.setTool(choice.value));
+    });
+    this.root.querySelectorAll("[data-zoom]").forEach((button) => {
+      button.addEventListener("click", () => this.zoomBy(button.dataset.zoom));
+    });
+    this.stage.addEventListener("wheel", (event) => {
+      if (!event.ctrlKey) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      this.zoomBy(event.deltaY < 0 ? "in" : "out");
+    }, { capture: true, passive: false });
     this.overlayToggle.addEventListener("change", () => this.drawMask());
     this.plot.addEventListener("click", (event) => {
       const box = this.plot.getBoundingClientRect();
@@ -86,6 +133,16 @@ class SliceViewer {
       this.show(0);
     } else if (event.key === "End") {
       this.show(this.state.sliceCount - 1);
+    } else if (event.key === "+" || event.key === "=") {
+      this.zoomBy("in");
+    } else if (event.key === "-") {
+      this.zoomBy("out");
+    } else if (event.key === "0") {
+      this.zoomBy("reset");
+    } else if ((event.key === "w" || event.key === "W") && this.state.windows.length) {
+      this.setTool("window");
+    } else if (event.key === "p" || event.key === "P") {
+      this.setTool("pan");
     } else if (event.key === "o" || event.key === "O") {
       if (this.overlayToggle.disabled) return;
       this.overlayToggle.checked = !this.overlayToggle.checked;
@@ -97,7 +154,92 @@ class SliceViewer {
   }
 
   imageUrl(index) {
-    return this.state.imageUrl.replace("{index}", index).replace("{window}", encodeURIComponent(this.window));
+    const url = this.state.imageUrl.replace("{index}", index);
+    if (this.customWindow) {
+      const { centre, width } = this.customWindow;
+      return `${url.replace("{window}", "custom")}&center=${centre.toFixed(1)}&width=${width.toFixed(1)}`;
+    }
+    return url.replace("{window}", encodeURIComponent(this.window));
+  }
+
+  currentWindow() {
+    if (this.customWindow) return this.customWindow;
+    return this.state.windows.find((window) => window.name === this.window) || null;
+  }
+
+  showWindow() {
+    const window = this.currentWindow();
+    this.windowReadout.textContent = window ? `W ${Math.round(window.width)} L ${Math.round(window.centre)}` : "";
+  }
+
+  setCustomWindow(centre, width) {
+    this.customWindow = { centre, width };
+    this.showWindow();
+    // Ask for the exact (DICOM linear) rendering of the slice on screen, at most every WINDOW_RELOAD_MILLISECONDS.
+    if (this.windowTimer) return;
+    this.windowTimer = setTimeout(() => {
+      this.windowTimer = null;
+      this.preloaded.clear();
+      this.show(this.index);
+    }, WINDOW_RELOAD_MILLISECONDS);
+  }
+
+  setTool(tool) {
+    this.tool = tool;
+    this.stage.dataset.tool = tool;
+    const choice = this.root.querySelector(`[data-tool][value="${tool}"]`);
+    if (choice) choice.checked = true;
+  }
+
+  zoomBy(direction) {
+    if (direction === "reset") {
+      this.zoom = 1;
+      this.offset = { x: 0, y: 0 };
+    } else {
+      const factor = direction === "in" ? ZOOM_STEP : 1 / ZOOM_STEP;
+      const zoom = Math.min(Math.max(this.zoom * factor, ZOOM_MIN), ZOOM_MAX);
+      // Keep the stage's centre where it is while zooming.
+      const box = this.stage.getBoundingClientRect();
+      const centre = { x: box.width / 2, y: box.height / 2 };
+      this.offset = {
+        x: centre.x - ((centre.x - this.offset.x) * zoom) / this.zoom,
+        y: centre.y - ((centre.y - this.offset.y) * zoom) / this.zoom,
+      };
+      this.zoom = zoom;
+    }
+    this.applyTransform();
+  }
+
+  applyTransform() {
+    this.canvas.style.transform = `translate(${this.offset.x}px, ${this.offset.y}px) scale(${this.zoom})`;
+    this.root.dataset.zoom = this.zoom.toFixed(2);
+  }
+
+  readValueSoon(event) {
+    if (!this.state.sliceCount || !this.sliceImage.naturalWidth || !this.state.valueUrl) return;
+    const box = this.sliceImage.getBoundingClientRect();
+    const scale = Math.min(box.width / this.sliceImage.naturalWidth, box.height / this.sliceImage.naturalHeight);
+    const left = box.left + (box.width - this.sliceImage.naturalWidth * scale) / 2;
+    const top = box.top + (box.height - this.sliceImage.naturalHeight * scale) / 2;
+    const x = Math.floor((event.clientX - left) / scale);
+    const y = Math.floor((event.clientY - top) / scale);
+    if (x < 0 || y < 0 || x >= this.sliceImage.naturalWidth || y >= this.sliceImage.naturalHeight) {
+      this.valueReadout.textContent = "";
+      return;
+    }
+    clearTimeout(this.valueTimer);
+    const index = this.index;
+    this.valueTimer = setTimeout(async () => {
+      try {
+        const url = `${this.state.valueUrl.replace("{index}", index)}?x=${x}&y=${y}`;
+        const response = await fetch(url, { headers: { Accept: "application/json" } });
+        if (!response.ok || index !== this.index) return;
+        const reading = await response.json();
+        this.valueReadout.textContent = `(${reading.x}, ${reading.y}) ${reading.value} ${reading.unit}`.trim();
+      } catch (error) {
+        // The readout is a convenience: a dropped request leaves the last value shown.
+      }
+    }, VALUE_READOUT_MILLISECONDS);
   }
 
   maskUrl(index) {
@@ -122,6 +264,7 @@ class SliceViewer {
     const location = this.state.sliceLocations[this.index];
     this.position.textContent = `${this.index + 1} of ${count}`;
     this.position.title = Number.isFinite(location) ? `Slice location ${location.toFixed(1)} mm` : "";
+    this.root.dispatchEvent(new CustomEvent("viewer:slice", { detail: { index: this.index, location }, bubbles: true }));
     const wanted = this.index;
     // Swap the picture only once the new one is decoded, so scrolling never flashes an empty frame.
     this.load(this.imageUrl(wanted)).then((url) => {
@@ -213,6 +356,7 @@ class SliceViewer {
         this.index = state.analysis.largestSlice;
       }
     }
+    if (initial && Number.isInteger(state.startSlice)) this.index = state.startSlice;
     if (countChanged || analysisChanged) this.show(this.index);
     this.root.dispatchEvent(new CustomEvent("viewer:state", { detail: state, bubbles: true }));
   }

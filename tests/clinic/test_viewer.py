@@ -79,7 +79,7 @@ def test_series_own_window_comes_from_the_dicom_headers(client, north, series):
     assert [window["name"] for window in state["windows"]] == ["lung", "mediastinum", "series"]
 
 
-@pytest.mark.parametrize("query", [{"window": "bone-and-more"}, {"window": ""}])
+@pytest.mark.parametrize("query", [{"window": "bone-and-more"}, {"window": "custom", "center": "1"}])
 def test_unknown_window_or_slice_is_not_found(client, north, series, query):
     client.force_login(north.doctor)
     assert client.get(reverse("series-slice-image", kwargs={"pk": series.pk, "index": 0}), query).status_code == 404
@@ -161,3 +161,41 @@ def test_opening_the_viewer_is_audited_once_not_per_slice(client, north, series)
         client.get(reverse("series-slice-image", kwargs={"pk": series.pk, "index": index}))
     events = AuditEvent.objects.filter(target_type="scans.Series", target_id=str(series.pk))
     assert [(event.action, event.actor_id) for event in events] == [("view", north.doctor.pk)]
+
+
+def test_png_series_slices_load_through_the_url_the_viewer_builds(client, north):
+    """The viewer fills ``window={window}`` with nothing for PNG/JPG series: that must still show the slice."""
+    png_series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=2, size=32,
+                                         as_png=True)
+    client.force_login(north.doctor)
+    state = client.get(reverse("series-viewer-state", kwargs={"pk": png_series.pk})).json()
+    url = state["imageUrl"].replace("{index}", "1").replace("{window}", state["defaultWindow"])
+    response = client.get(url)
+    assert response.status_code == 200 and decode_png(response).shape == (32, 32)
+
+
+def test_dragging_sets_a_custom_window_rendered_by_the_dicom_formula(client, north, series):
+    client.force_login(north.doctor)
+    url = reverse("series-slice-image", kwargs={"pk": series.pk, "index": 1})
+    narrow = decode_png(client.get(url, {"window": "custom", "center": "40", "width": "1"}))
+    wide = decode_png(client.get(url, {"window": "custom", "center": "40", "width": "4000"}))
+    assert set(np.unique(narrow)) <= {0, 255}  # width 1: a threshold at the centre
+    assert len(np.unique(wide)) > 2
+    for bad in ({"window": "custom"}, {"window": "custom", "center": "x", "width": "10"},
+                {"window": "custom", "center": "0", "width": "0"}):
+        assert client.get(url, bad).status_code == 404
+
+
+def test_the_value_under_the_pointer_is_in_hounsfield_units(client, north, series):
+    import pydicom
+
+    client.force_login(north.doctor)
+    instance = series.instances.in_slice_order()[1]
+    with instance.file.open("rb") as stored:
+        dataset = pydicom.dcmread(stored)
+    expected = float(dataset.pixel_array[5, 7]) * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    url = reverse("series-slice-value", kwargs={"pk": series.pk, "index": 1})
+    reading = client.get(url, {"x": 7, "y": 5}).json()
+    assert reading == {"x": 7, "y": 5, "value": pytest.approx(expected, abs=0.05), "unit": "HU"}
+    assert client.get(url, {"x": 99, "y": 5}).status_code == 400
+    assert client.get(url, {"x": "a", "y": 5}).status_code == 400

@@ -5,9 +5,9 @@ its own; nothing is passed in memory between processes, and each task can be del
 safely (it is idempotent on its natural key). Read top to bottom:
 
 1. **Ingest** (``scans``, web or listener process). A file arrives by the upload form, the REST API
-   (``POST /api/v1/uploads/``) or DICOMweb STOW-RS; ``scans.services.ingest_files`` checks it, files it
+   (``POST /api/v1/uploads/``) or DICOMweb STOW-RS; ``scans.ingest.ingest_files`` checks it, files it
    under patient, study and series and writes the rows a group at a time. A series completes when its
-   web or REST batch closes (``close_batch``), when a STOW-RS series has been quiet for
+   web or REST batch closes (``scans.ingest.close_batch``), when a STOW-RS series has been quiet for
    ``SERIES_QUIET_SECONDS`` (``scans.tasks.complete_series_if_quiet`` on the ``ingest`` queue), or when an
    abandoned batch is closed by ``scans.tasks.close_abandoned_batches`` (Celery beat). Completion sends
    ``scans.signals.series_completed``.

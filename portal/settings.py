@@ -200,7 +200,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("RADASSIST_MAX_FILES_PER_REQUEST", defaul
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = env.str("RADASSIST_UPLOAD_TEMP_DIR", default=None)
 
-# Ingest (scans.services) ---------------------------------------------------------------------------
+# Ingest (scans.ingest) -----------------------------------------------------------------------------
 #: DICOM modalities the portal accepts; others are rejected with a reason (the analysis is for CT).
 INGEST_ALLOWED_MODALITIES = set(env.list("RADASSIST_INGEST_ALLOWED_MODALITIES", default=["CT"]))
 #: Largest single upload (a DICOM file, an image, or a zip archive), and largest zip entry.

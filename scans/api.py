@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsClinicalStaff
 from portal.storage import private_file_response
+from scans.ingest import close_batch, ingest_files, open_batch
 from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch
 from scans.serializers import (
     InstanceSerializer,
@@ -22,7 +23,6 @@ from scans.serializers import (
     UploadRequestSerializer,
     UploadResponseSerializer,
 )
-from scans.services import close_batch, ingest_files, open_batch
 
 
 class StudyFilter(django_filters.FilterSet):

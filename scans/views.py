@@ -26,8 +26,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.permissions import ability_required
 from scans.forms import UploadStartForm
+from scans.ingest import UploadNotAllowed, close_batch, ingest_files, open_batch
 from scans.models import FileOutcome, Study, UploadBatch
-from scans.services import UploadNotAllowed, close_batch, ingest_files, open_batch
 
 
 def _posted_files(request):

@@ -185,7 +185,7 @@ def wildcard_regex(value):
 def name_pattern(value):
     """A regular expression matching a DICOM PN query against a name stored as "Given Middle Family".
 
-    Ingest keeps names as a person writes them (``ingest_parsing.person_name``), so the query's
+    Ingest keeps names as a person writes them (``scans.ingest.parsing.person_name``), so the query's
     ``Family^Given^Middle`` components are looked for in that order: ``Doe*`` finds "John Doe",
     ``Doe^J*`` finds "John Doe" and "Jane Doe".
     """

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from scans.dicomweb.dicom_json import STORE_NOTE_ELEMENT, dataset_from_attributes
 from scans.dicomweb.multipart import read_parts
 from scans.dicomweb.qido import instance_url, study_url
-from scans.ingest_parsing import FileKind, identifying_uids, sniff_kind
+from scans.ingest import FailureReason, close_batch, ingest_files, open_batch
+from scans.ingest.parsing import FileKind, identifying_uids, sniff_kind
 from scans.models import FileOutcome, UploadBatch
-from scans.services import FailureReason, close_batch, ingest_files, open_batch
 
 DICOM_MEDIA_TYPE = "application/dicom"
 DUPLICATE_NOTE = "duplicate"

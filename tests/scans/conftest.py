@@ -41,11 +41,11 @@ def queued_analyses(monkeypatch):
 @pytest.fixture(autouse=True)
 def quiet_checks(monkeypatch):
     """Series ids for which a quiet-period check was scheduled (instead of a Celery message)."""
-    import scans.services
+    from scans.ingest import completion
 
     scheduled = []
     monkeypatch.setattr(
-        scans.services, "_schedule_quiet_check", lambda series_id, *, countdown: scheduled.append(series_id)
+        completion, "schedule_quiet_check", lambda series_id, *, countdown: scheduled.append(series_id)
     )
     return scheduled
 

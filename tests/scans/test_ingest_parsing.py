@@ -6,7 +6,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from scans.ingest_parsing import HeaderValues, read_dicom
+from scans.ingest.parsing import HeaderValues, read_dicom
 
 KEYWORDS = [
     "PatientName", "PatientID", "StudyDescription", "SeriesDescription", "PixelSpacing",

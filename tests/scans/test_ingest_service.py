@@ -12,9 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Patient
-from scans import services
-from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch, UploadedFile
-from scans.services import (
+from scans.ingest import (
     FailureReason,
     close_abandoned_batches,
     close_batch,
@@ -23,7 +21,9 @@ from scans.services import (
     ingest_file,
     ingest_files,
     open_batch,
+    writer,
 )
+from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch, UploadedFile
 from tests.factories import PatientFactory
 from tests.scans.conftest import pydicom_file
 
@@ -169,7 +169,7 @@ def test_many_files_are_written_in_groups_with_one_outcome_per_file_in_order(
     north, write_ct_series, private_storage, monkeypatch
 ):
     """A request of many files: groups of three here, a duplicate inside the request and one from before."""
-    monkeypatch.setattr(services, "GROUP_MAX_FILES", 3)
+    monkeypatch.setattr(writer, "GROUP_MAX_FILES", 3)
     paths = write_ct_series(slices=7)
     only(ingest_path(batch_for(north), paths[4]))
     batch = batch_for(north)
@@ -192,7 +192,7 @@ def test_many_files_are_written_in_groups_with_one_outcome_per_file_in_order(
 def test_a_group_that_cannot_be_written_is_rejected_and_the_other_groups_are_kept(
     north, write_ct_series, private_storage, monkeypatch
 ):
-    monkeypatch.setattr(services, "GROUP_MAX_FILES", 2)
+    monkeypatch.setattr(writer, "GROUP_MAX_FILES", 2)
     real_insert = Instance.objects.bulk_create
     calls = []
 
@@ -362,7 +362,7 @@ def test_patient_upload_lands_on_their_own_record_only(north, write_ct_series):
 
 
 def test_patient_cannot_open_a_batch_for_another_record(north):
-    from scans.services import UploadNotAllowed
+    from scans.ingest import UploadNotAllowed
 
     other = PatientFactory(hospital=north.hospital)
     with pytest.raises(UploadNotAllowed):

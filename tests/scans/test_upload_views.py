@@ -112,7 +112,7 @@ def test_other_hospital_cannot_see_a_batch(client, north, south):
 
 
 def test_worklist_and_study_page_list_studies_with_series_status(client, north, write_ct_series):
-    from scans.services import close_batch, ingest_file, open_batch
+    from scans.ingest import close_batch, ingest_file, open_batch
 
     batch = open_batch(hospital=north.hospital, uploaded_by=north.doctor, source=UploadBatch.Source.WEB)
     for path in write_ct_series(patient_id="MRN-WL-1", patient_name="Worklist^Wendy", slices=2,

@@ -19,6 +19,11 @@ class Hospital(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
+    creates_patients_from_dicom = models.BooleanField(
+        default=True,
+        help_text="A DICOM PatientID that matches no record creates one from the file's identity; "
+        "otherwise such studies wait in the patient-check queue.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HospitalQuerySet.as_manager()

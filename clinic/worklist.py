@@ -9,7 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
 
 from ml.models import Analysis, AnalysisStatus
 from reports.models import ReportVersion, VersionStatus, class_label
-from scans.models import Series, SeriesStatus, Study
+from scans.models import PatientCheck, Series, SeriesStatus, Study
 
 PROCESSING_STATUSES = (SeriesStatus.RECEIVING, SeriesStatus.RECEIVED, SeriesStatus.QUEUED, SeriesStatus.ANALYSING)
 
@@ -45,6 +45,7 @@ def worklist_studies(*, user, filters):
     )
     studies = (
         Study.objects.visible_to(user)
+        .exclude(patient_check=PatientCheck.REJECTED)
         .select_related("patient")
         .annotate(
             series_count=Count("series", distinct=True),

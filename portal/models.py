@@ -16,6 +16,7 @@ class AuditAction(models.TextChoices):
     API_KEY = "api_key", "Managed API key"
     LOGIN = "login", "Logged in"
     SEND = "send", "Sent to a DICOM destination"
+    PATIENT_CHECK = "patient_check", "Decided a patient check"
 
 
 class AuditEventQuerySet(TenantQuerySet):

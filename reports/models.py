@@ -48,8 +48,8 @@ class ReportQuerySet(TenantQuerySet):
     patient_user_lookup = "study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        """A patient sees a report only once a version of it has been signed."""
-        return rows.filter(versions__status__in=SIGNED_STATUSES).distinct()
+        """A patient sees a report only once a version of it has been signed, and its study's patient confirmed."""
+        return rows.filter(versions__status__in=SIGNED_STATUSES, study__patient_check="").distinct()
 
 
 class Report(TenantOwnedModel):
@@ -91,7 +91,7 @@ class ReportVersionQuerySet(TenantQuerySet):
     patient_user_lookup = "report__study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        return rows.filter(status__in=SIGNED_STATUSES)
+        return rows.filter(status__in=SIGNED_STATUSES, report__study__patient_check="")
 
     def signed(self):
         return self.filter(status__in=SIGNED_STATUSES)

@@ -231,6 +231,11 @@ def sign_report(*, version, doctor, password=None, totp_code=None, request=None)
     verify_signer(doctor=doctor, password=password, totp_code=totp_code)
     with transaction.atomic():
         version = _locked_draft(version)
+        if version.report.study.patient_check:
+            raise ReportError(
+                "This study is waiting for a patient check: its DICOM patient identity disagrees with the record. "
+                "Decide it under Patient checks before signing."
+            )
         if not version.impression:
             raise ReportError("Write an impression before signing.")
         version.status = VersionStatus.FINAL if version.number == 1 else VersionStatus.AMENDED

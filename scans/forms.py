@@ -26,3 +26,30 @@ class UploadStartForm(forms.Form):
             field.label = "Your record"
             field.help_text = "Scans you upload are added to your own record."
             field.initial = field.queryset.first()
+
+
+class PatientCheckForm(forms.Form):
+    """A person's decision on a study whose DICOM identity disagreed with its record. No choice is preselected."""
+
+    DECISIONS = (
+        ("assign", "File it under this record (the one chosen below)"),
+        ("create", "Create a new record from the identity in the files"),
+        ("reject", "Reject the study: it does not belong to any patient here"),
+    )
+    decision = forms.ChoiceField(choices=DECISIONS, widget=forms.RadioSelect)
+    patient = forms.ModelChoiceField(queryset=Patient.objects.none(), required=False,
+                                     help_text="Only for filing under a record.")
+
+    def __init__(self, *args, user, study, **kwargs):
+        super().__init__(*args, **kwargs)
+        from scans.ingest.patients import UNMATCHED_MRN
+
+        self.fields["patient"].queryset = Patient.objects.visible_to(user).exclude(mrn=UNMATCHED_MRN)
+        if study.patient.mrn != UNMATCHED_MRN:
+            self.fields["patient"].initial = study.patient
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("decision") == "assign" and cleaned.get("patient") is None:
+            self.add_error("patient", "Choose the record to file the study under.")
+        return cleaned

@@ -29,8 +29,23 @@ def instance_upload_path(instance, filename):
     )
 
 
+class PatientCheck(models.TextChoices):
+    """Whether the patient a study is filed under is confirmed (see ``scans.ingest.patients``)."""
+
+    CONFIRMED = "", "Confirmed"
+    NEEDED = "needed", "Needs patient check"
+    REJECTED = "rejected", "Rejected at patient check"
+
+
 class StudyQuerySet(TenantQuerySet):
     patient_user_lookup = "patient__user"
+
+    def narrow_for_patient(self, rows, user):
+        """Patients never see a study whose patient is not confirmed."""
+        return rows.filter(patient_check=PatientCheck.CONFIRMED)
+
+    def awaiting_patient_check(self):
+        return self.filter(patient_check=PatientCheck.NEEDED)
 
 
 class Study(TenantOwnedModel):
@@ -43,6 +58,14 @@ class Study(TenantOwnedModel):
     study_time = models.TimeField(null=True, blank=True)
     description = models.CharField(max_length=255, blank=True)
     referring_physician = models.CharField(max_length=255, blank=True)
+    patient_check = models.CharField(
+        max_length=10, choices=PatientCheck.choices, default=PatientCheck.CONFIRMED, blank=True,
+        help_text="A study whose DICOM patient identity disagrees with the record waits for a person's decision.",
+    )
+    identity_in_files = models.JSONField(
+        default=dict, blank=True, help_text="PatientID, name, birth date and sex as the files carry them."
+    )
+    patient_check_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -78,8 +101,9 @@ class SeriesQuerySet(TenantQuerySet):
     patient_user_lookup = "study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        """Patients read their results in signed reports, never as the AI's DICOM result objects."""
-        return rows.acquired()
+        """Patients read their results in signed reports, never as the AI's DICOM result objects, and never
+        a series of a study still waiting for its patient check."""
+        return rows.acquired().filter(study__patient_check=PatientCheck.CONFIRMED)
 
     def acquired(self):
         """Series that came from a scanner or an upload, without RadAssist's own result series."""
@@ -125,7 +149,9 @@ class InstanceQuerySet(TenantQuerySet):
     patient_user_lookup = "series__study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        return rows.exclude(series__status=SeriesStatus.RESULT)
+        return rows.exclude(series__status=SeriesStatus.RESULT).filter(
+            series__study__patient_check=PatientCheck.CONFIRMED
+        )
 
     def in_slice_order(self):
         """Sorted along the slice normal (computed at ingest), then by InstanceNumber."""

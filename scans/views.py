@@ -22,10 +22,11 @@ from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.permissions import ability_required
-from scans.forms import UploadStartForm
+from scans import reconciliation
+from scans.forms import PatientCheckForm, UploadStartForm
 from scans.ingest import UploadNotAllowed, close_batch, ingest_files, open_batch
 from scans.models import FileOutcome, Study, UploadBatch
 
@@ -154,3 +155,38 @@ def upload_batch_detail(request, pk):
         "scans/upload_batch_detail.html",
         {"batch": batch, "files": batch.files.all(), "counts": _outcome_counts(batch), "studies": studies},
     )
+
+
+@ability_required("read_clinical")
+def patient_checks(request):
+    """The hospital's studies whose DICOM patient identity disagrees with their record, oldest first."""
+    studies = (
+        Study.objects.visible_to(request.user).awaiting_patient_check()
+        .select_related("patient").order_by("created_at", "pk")
+    )
+    return render(request, "scans/patient_checks.html", {"studies": studies})
+
+
+@ability_required("read_clinical")
+@require_http_methods(["GET", "POST"])
+def patient_check_detail(request, pk):
+    """Both identities side by side; assign the study to a record, create one from the files, or reject it."""
+    study = get_object_or_404(
+        Study.objects.visible_to(request.user).awaiting_patient_check().select_related("patient"), pk=pk
+    )
+    form = PatientCheckForm(request.POST or None, user=request.user, study=study)
+    if request.method == "POST" and form.is_valid():
+        decision = form.cleaned_data["decision"]
+        try:
+            if decision == "assign":
+                reconciliation.assign_study(study=study, patient=form.cleaned_data["patient"], user=request.user,
+                                            request=request)
+            elif decision == "create":
+                reconciliation.create_patient_for_study(study=study, user=request.user, request=request)
+            else:
+                reconciliation.reject_study(study=study, user=request.user, request=request)
+        except reconciliation.PatientCheckError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("patient-checks")
+    return render(request, "scans/patient_check_detail.html", {"study": study, "form": form})

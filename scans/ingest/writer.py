@@ -18,7 +18,7 @@ from scans.ingest.archives import SPOOL_MAX_MEMORY_BYTES, archive_rejection, ent
 from scans.ingest.completion import mark_instances_arrived
 from scans.ingest.images import ingest_image
 from scans.ingest.parsing import FailureReason, FileKind, RejectedFile, identifying_uids, read_dicom, sniff_kind
-from scans.ingest.patients import check_patient_id, patient_for
+from scans.ingest.patients import check_patient_id, identity_of, patient_check_for, patient_for
 from scans.ingest.storage import COPY_CHUNK_BYTES, HashingFile, size_of
 from scans.models import FileOutcome, Instance, Series, Study, UploadedFile, instance_file_path
 
@@ -369,11 +369,15 @@ class _GroupedIngest:
     # Patients, studies, series: looked up once per request -----------------------------------------
 
     def _series_for(self, header):
-        patient = self._patient_for(header)
+        patient, patient_created = self._patient_for(header)
         study = self.studies.get(header.study_instance_uid)
         if study is None:
-            study = self.studies[header.study_instance_uid] = _study_for(self.batch, patient, header)
-        if study.patient_id != patient.pk:
+            check, reason = patient_check_for(patient=patient, patient_created=patient_created, header=header)
+            study = self.studies[header.study_instance_uid] = _study_for(
+                self.batch, patient, header, patient_check=check, patient_check_reason=reason
+            )
+        decided_elsewhere = study.identity_in_files.get("patient_id") == header.patient_id
+        if study.patient_id != patient.pk and not decided_elsewhere:
             raise RejectedFile(
                 "This study is already filed under another patient in this hospital; check the patient of the file.",
                 failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
@@ -390,12 +394,13 @@ class _GroupedIngest:
         return series
 
     def _patient_for(self, header):
+        """``(patient, created_from_the_file)``, looked up once per PatientID and request."""
         if self.batch.patient_id is not None:
-            return self.batch.patient
-        patient = self.patients.get(header.patient_id)
-        if patient is None:
-            patient = self.patients[header.patient_id] = patient_for(self.batch, header)
-        return patient
+            return self.batch.patient, False
+        found = self.patients.get(header.patient_id)
+        if found is None:
+            found = self.patients[header.patient_id] = patient_for(self.batch, header)
+        return found
 
     # Zip archives --------------------------------------------------------------------------------
 
@@ -441,12 +446,15 @@ class _GroupedIngest:
         self._add_single(source, entry_name, spool, entry.file_size, kind)
 
 
-def _study_for(batch, patient, header):
+def _study_for(batch, patient, header, *, patient_check, patient_check_reason):
     study, _ = Study.objects.get_or_create(
         hospital_id=batch.hospital_id,
         study_instance_uid=header.study_instance_uid,
         defaults={
             "patient": patient,
+            "patient_check": patient_check,
+            "patient_check_reason": patient_check_reason,
+            "identity_in_files": identity_of(header),
             "accession_number": header.accession_number,
             "study_date": header.study_date,
             "study_time": header.study_time,

@@ -7,7 +7,7 @@ from django.utils import timezone
 from portal.models import AuditAction, AuditEvent
 from reports import services
 from reports.models import Report, ReportVersion, VersionStatus
-from scans.models import SeriesStatus
+from scans.models import PatientCheck, SeriesStatus
 from tests.factories import DEFAULT_PASSWORD, AnalysisFactory, SeriesFactory
 
 pytestmark = pytest.mark.django_db
@@ -232,3 +232,14 @@ def test_choosing_the_ai_class_itself_counts_as_agreeing(draft, north):
     draft.refresh_from_db()
     assert draft.conclusion_class == ""
     assert not AuditEvent.objects.filter(action=AuditAction.OVERRIDE).exists()
+
+
+def test_a_study_waiting_for_its_patient_check_cannot_be_signed(draft, north):
+    study = draft.report.study
+    services.update_draft(version=draft, doctor=north.doctor, impression="Nodule.", recommendation="")
+    study.patient_check = PatientCheck.NEEDED
+    study.save()
+    with pytest.raises(services.ReportError, match="patient check"):
+        services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
+    draft.refresh_from_db()
+    assert draft.status == VersionStatus.DRAFT

@@ -17,12 +17,6 @@ def private_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The worlds' users and every signature hash a password; the real hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def empty_cache():
     """Failed-signature counters live in the cache; each test starts without any."""
     from django.core.cache import cache

@@ -17,16 +17,6 @@ def private_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def empty_cache():
-    """Failed-signature counters live in the cache; each test starts without any."""
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
 def eager_celery():
     """Tasks queued on commit run in the test process (only where a test executes the on-commit callbacks)."""
     from celery_app import app

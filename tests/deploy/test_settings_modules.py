@@ -55,7 +55,10 @@ def test_test_settings_differ_from_local_only_in_what_costs_time():
     differences = {name for name in names if getattr(local, name, None) != getattr(test, name, None)}
 
     # DEBUG and the key differ too; Django's test runner turns DEBUG off whatever the module says.
-    assert differences - {"DEBUG", "SECRET_KEY"} == {"PASSWORD_HASHERS", "EMAIL_BACKEND"}
+    assert differences - {"DEBUG", "SECRET_KEY"} == {
+        "PASSWORD_HASHERS", "EMAIL_BACKEND", "SESSION_ENGINE", "SESSION_CACHE_ALIAS", "CACHES"
+    }
+    assert test.CACHES["default"] == local.CACHES["default"]
 
 
 def test_local_settings_honour_django_debug(monkeypatch):

@@ -13,7 +13,7 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 
 QUEUE_NAMES = ("ingest", "gpu", "reports")
 

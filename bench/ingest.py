@@ -23,7 +23,6 @@ Nothing is fetched from the network; every process started here is stopped at th
 import argparse
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -141,10 +140,9 @@ class Portal:
             "RADASSIST_MEDIA_ROOT": str(workspace / "media"),
             "RADASSIST_UPLOAD_TEMP_DIR": str(workspace / "upload-tmp"),
             "RADASSIST_REQUIRE_MFA_FOR_STAFF": "false",
-            # Production settings (no query log, no debug pages); plain HTTP on the loopback.
+            # Development settings with DEBUG off (no query log, no debug pages); plain HTTP on the loopback.
+            "DJANGO_SETTINGS_MODULE": "portal.settings.local",
             "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DATABASE_CONN_MAX_AGE": "60",  # as docker/env.example
             "PYTHONUNBUFFERED": "1",
         }

@@ -38,7 +38,7 @@ def free_port():
 
 def measure_in_this_process(*, slices, size, runs):
     """Child mode: Django is configured from the environment the parent set for one backend."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
     sys.path.insert(0, str(REPOSITORY))
     import django
 
@@ -91,7 +91,7 @@ def run_backend(name, *, slices, size, runs, tracking_uri):
     work_dir = Path(tempfile.mkdtemp(prefix=f"radassist-bench-{name}-"))
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "CELERY_"))}
     environment.update({
-        "DJANGO_SETTINGS_MODULE": "portal.settings", "RADASSIST_VAR_DIR": str(work_dir / "var"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings.local", "RADASSIST_VAR_DIR": str(work_dir / "var"),
         "MLFLOW_TRACKING_URI": tracking_uri, "RADASSIST_LOG_LEVEL": "WARNING", "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONPATH": str(REPOSITORY),
     })
@@ -167,7 +167,7 @@ def main():
         measure_in_this_process(slices=arguments.slices, size=arguments.size, runs=arguments.runs)
         return
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
     sys.path.insert(0, str(REPOSITORY))
     import django
 

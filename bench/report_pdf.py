@@ -89,7 +89,7 @@ def main():
     os.environ["RADASSIST_VAR_DIR"] = workspace
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
     os.environ.setdefault("RADASSIST_LOG_LEVEL", "WARNING")
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "True"  # the draft's own render runs here instead of being queued
     import django

@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--mask-slices", type=int, default=300)
     arguments = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
     import django
 
     django.setup()

@@ -4,7 +4,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
 django_application = get_wsgi_application()
 
 
@@ -17,6 +17,11 @@ class RequestBody:
     one go, so they are read directly whenever nothing is buffered in front of them; everything
     else (``readline``, a read after one) goes through gunicorn's own object. The connection's
     socket is read up to 256 KB per call instead of 8 KB, which saves most of the system calls.
+
+    Kept, since no library replaces it: the cost is inside gunicorn's ``Body.read`` and no gunicorn
+    setting changes it, and another server would change the deployment for one hot path. It relies
+    on gunicorn's internals and steps aside when they change, so tests/deploy/test_wsgi_request_body.py
+    fails when a gunicorn request is no longer wrapped or its reads are small again.
     """
 
     SOCKET_READ_BYTES = 256 * 1024

@@ -38,6 +38,24 @@ def build_world(slug, name):
     )
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache, whichever tests ran before it.
+
+    Rate-limit counters (failed logins, password resets, failed signatures) live there, counted per minute.
+    """
+    from django.conf import settings
+
+    if not settings.configured:  # the pure ml tests, run with -p no:django
+        yield
+        return
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def north(db):
     return build_world("north", "North Hospital")

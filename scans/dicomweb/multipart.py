@@ -4,6 +4,12 @@ STOW-RS requests carry whole series (a 300-slice 512x512 CT is about 150 MB), so
 is never held in memory: ``read_parts`` scans it in chunks and spools each part to a
 ``SpooledTemporaryFile`` (in memory up to ``FILE_UPLOAD_MAX_MEMORY_SIZE``, then on disk), handing
 parts over one at a time. WADO-RS answers are written the same way by ``multipart_stream``.
+
+Kept instead of a library: Django's ``MultiPartParser`` is for forms and skips every part without a
+form field name (no STOW-RS part has one); the ``email`` package and requests-toolbelt's
+``MultipartDecoder`` hold the whole body in memory; a streaming parser such as python-multipart
+would add a dependency for the boundary scan alone, while spooling, the header limit and the messages
+for the PACS would stay here anyway.
 """
 
 import tempfile

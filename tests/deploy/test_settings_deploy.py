@@ -1,4 +1,5 @@
-"""Production settings: ``check --deploy`` has nothing to say, and a missing or weak secret stops the start."""
+"""Production settings: ``check --deploy`` has nothing to say; a missing or weak secret, a missing service or
+DEBUG stops the start."""
 
 import os
 import secrets
@@ -15,10 +16,8 @@ def production_environment(tmp_path, **overrides):
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "AWS_", "RADASSIST_"))
     }
-    environment.pop("DATABASE_URL", None)
     environment.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DJANGO_DEBUG="False",
+        DJANGO_SETTINGS_MODULE="portal.settings.production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_ALLOWED_HOSTS="portal.hospital.example",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://portal.hospital.example",
@@ -27,7 +26,11 @@ def production_environment(tmp_path, **overrides):
         AWS_S3_ENDPOINT_URL="http://127.0.0.1:9",
         AWS_ACCESS_KEY_ID="radassist",
         AWS_SECRET_ACCESS_KEY="radassist-secret",
+        # Never reached: check and shell connect to none of these services.
+        DATABASE_URL="postgres://radassist@127.0.0.1:9/radassist",
         CELERY_BROKER_URL="redis://127.0.0.1:9/0",
+        MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+        EMAIL_URL="smtp://127.0.0.1:9",
     )
     environment.update(overrides)
     return {key: value for key, value in environment.items() if value is not None}
@@ -79,3 +82,20 @@ def test_missing_or_weak_secret_key_is_refused(tmp_path, secret_key, expected):
 
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
+
+
+def test_a_missing_shared_service_is_refused_by_name(tmp_path):
+    """Web and workers share only these: an embedded default would split them without a sound."""
+    missing = ["DATABASE_URL", "CELERY_BROKER_URL", "MLFLOW_TRACKING_URI", "EMAIL_URL"]
+    environment = production_environment(tmp_path, **dict.fromkeys(missing))
+    result = manage(environment, "check")
+
+    assert result.returncode != 0
+    assert f"need these environment variables: {', '.join(missing)}" in result.stderr
+
+
+def test_debug_is_refused_in_production(tmp_path):
+    result = manage(production_environment(tmp_path, DJANGO_DEBUG="True"), "check")
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=True is refused by portal.settings.production" in result.stderr

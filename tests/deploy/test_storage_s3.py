@@ -14,12 +14,12 @@ from portal.models import AuditEvent
 from portal.storage import private_file_response
 from tests.deploy.conftest import BUCKET, s3_client
 
-SETTINGS_FILE = Path(__file__).resolve().parents[2] / "portal" / "settings.py"
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "portal" / "settings" / "base.py"
 SCAN_BYTES = bytes(range(256)) * 1024  # 256 KiB, several read chunks
 
 
 def storage_from_settings(monkeypatch, tmp_path, **environment):
-    """The default storage exactly as portal/settings.py builds it from these environment variables."""
+    """The default storage exactly as portal/settings/base.py builds it from these environment variables."""
     for key, value in {
         "RADASSIST_VAR_DIR": str(tmp_path),
         "AWS_ACCESS_KEY_ID": "testing",

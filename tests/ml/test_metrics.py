@@ -1,9 +1,10 @@
-"""Metrics against values worked out by hand."""
+"""Metrics against values worked out by hand, and against scikit-learn's on random data (ties, empty masks)."""
 
 import math
 
 import numpy as np
 import pytest
+from sklearn import metrics as reference
 
 from ml.metrics import (
     auc_roc,
@@ -13,6 +14,7 @@ from ml.metrics import (
     iou_per_case,
     plot_confusion_matrix,
     plot_roc_curves,
+    roc_curve,
     segmentation_metrics,
 )
 
@@ -65,12 +67,61 @@ def test_classification_metrics_by_hand():
     assert metrics["macro_auc_roc"] == pytest.approx((1.0 + 6.5 / 8 + 1.0) / 3)
 
 
-def test_auc_matches_scikit_learn_on_random_scores():
-    metrics_module = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
+def random_scores(seed):
+    rng = np.random.default_rng(seed)
     truth = rng.integers(0, 2, 200).astype(bool)
-    scores = np.round(rng.random(200) + truth * 0.3, 2)  # rounding makes ties
-    assert auc_roc(truth, scores) == pytest.approx(metrics_module.roc_auc_score(truth, scores))
+    return truth, np.round(rng.random(200) + truth * 0.3, 2)  # rounding makes ties
+
+
+def test_auc_matches_scikit_learn_on_random_scores():
+    truth, scores = random_scores(0)
+    assert auc_roc(truth, scores) == pytest.approx(reference.roc_auc_score(truth, scores))
+
+
+def test_roc_curve_matches_scikit_learn_with_every_threshold():
+    truth, scores = random_scores(1)
+    false_positive_rates, true_positive_rates = roc_curve(truth, scores)
+    expected_false, expected_true, _ = reference.roc_curve(truth, scores, drop_intermediate=False)
+    np.testing.assert_allclose(false_positive_rates, expected_false)
+    np.testing.assert_allclose(true_positive_rates, expected_true)
+
+
+def random_probabilities(seed, *, samples=300, classes=4, never_predicted=None):
+    """Class probabilities that lean towards the true class; ``never_predicted`` is a class that never wins."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, classes, samples)
+    weights = np.exp(rng.normal(size=(samples, classes)) + 1.5 * np.eye(classes)[y_true])
+    if never_predicted is not None:
+        weights[:, never_predicted] = weights.min(axis=1) / 2
+    return y_true, weights / weights.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("never_predicted", [None, 2], ids=["every-class-predicted", "a-class-never-predicted"])
+def test_classification_metrics_match_scikit_learn(never_predicted):
+    y_true, probabilities = random_probabilities(2, never_predicted=never_predicted)
+    y_pred = probabilities.argmax(axis=1)
+    labels = list(range(probabilities.shape[1]))
+    names = [f"class{label}" for label in labels]
+
+    metrics = classification_metrics(y_true, probabilities, class_names=names)
+
+    assert metrics["confusion_matrix"] == reference.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert metrics["accuracy"] == pytest.approx(reference.accuracy_score(y_true, y_pred))
+    precision, recall, f1, support = reference.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    for label, name in enumerate(names):
+        per_class = metrics["per_class"][name]
+        assert per_class["precision"] == pytest.approx(precision[label])
+        assert per_class["recall"] == per_class["sensitivity"] == pytest.approx(recall[label])
+        assert per_class["f1"] == pytest.approx(f1[label])
+        assert per_class["support"] == support[label]
+        # Specificity is the recall of "not this class".
+        assert per_class["specificity"] == pytest.approx(reference.recall_score(y_true != label, y_pred != label))
+        assert per_class["auc_roc"] == pytest.approx(reference.roc_auc_score(y_true == label, probabilities[:, label]))
+    assert metrics["macro_auc_roc"] == pytest.approx(
+        reference.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro")
+    )
 
 
 def test_auc_undefined_with_one_class():
@@ -90,6 +141,20 @@ def test_dice_and_iou_by_hand():
     summary = segmentation_metrics(truth, predicted)
     assert summary["dice"] == pytest.approx(0.6)
     assert summary["iou"] == pytest.approx((4 / 6 + 1.0) / 3)
+
+
+def test_dice_and_iou_match_scikit_learn_per_case():
+    rng = np.random.default_rng(3)
+    truth = rng.random((6, 16, 16)) < 0.3
+    predicted = truth ^ (rng.random((6, 16, 16)) < 0.1)
+    truth[5] = predicted[5] = False  # both empty: perfect agreement
+
+    cases = [(truth[case].ravel(), predicted[case].ravel()) for case in range(len(truth))]
+    expected_dice = [reference.f1_score(true, guess, zero_division=1.0) for true, guess in cases]
+    expected_iou = [reference.jaccard_score(true, guess, zero_division=1.0) for true, guess in cases]
+
+    assert dice_per_case(truth, predicted).tolist() == pytest.approx(expected_dice)
+    assert iou_per_case(truth, predicted).tolist() == pytest.approx(expected_iou)
 
 
 def test_plots_are_written_as_png(tmp_path):

@@ -18,7 +18,7 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     arguments = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
     import django
 
     django.setup()

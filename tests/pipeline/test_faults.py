@@ -109,7 +109,7 @@ class Environment:
     def variables(self, redis):
         environment = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "CELERY_"))}
         environment.update({
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DJANGO_SETTINGS_MODULE": "portal.settings.local",
             "DATABASE_URL": self.database_url,
             "CELERY_BROKER_URL": redis.url,
             # Short, so that a job held by a killed worker comes back within the test.
@@ -203,7 +203,7 @@ def migrated_database(tiny_model_store):
         execute(connection, f'DROP DATABASE IF EXISTS "{name}"')
         execute(connection, f'CREATE DATABASE "{name}"')
     database_url = f"postgres://postgres@127.0.0.1:5432/{name}"
-    environment = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    environment = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "portal.settings.local"}
     subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=REPOSITORY, env=environment,
                    check=True, timeout=300)
     yield name, database_url

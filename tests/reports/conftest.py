@@ -17,22 +17,6 @@ def private_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The worlds' users and every signature hash a password; the real hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    """Failed-signature counters live in the cache; each test starts without any."""
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
 def eager_celery():
     """Tasks queued on commit run in the test process (only where a test executes the on-commit callbacks)."""
     from celery_app import app

@@ -1,8 +1,8 @@
 """A PACS pushing a series through STOW-RS to gunicorn, as production runs it (docker/gunicorn.conf.py).
 
 dicomweb-client sends bodies over its chunk size with ``Transfer-Encoding: chunked``; Django's
-test server cannot read those, so this test starts gunicorn itself on a SQLite database of its
-own, pushes a generated series in small chunks, and reads it back with the same client.
+test server cannot read those, so this test starts gunicorn itself with the production settings
+on a SQLite database of its own, pushes a generated series in small chunks, and reads it back with the same client.
 """
 
 import json
@@ -45,11 +45,14 @@ def gunicorn_portal(tmp_path):
     port = free_port()
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "CELERY_"))},
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        # Production settings, with the services they require kept on this machine.
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+        "EMAIL_URL": "consolemail://",
         "RADASSIST_VAR_DIR": str(tmp_path / "var"),
         "RADASSIST_MEDIA_ROOT": str(tmp_path / "media"),
-        "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "gunicorn-stow-test-" + "x" * 40,
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "PORT": str(port),

@@ -24,6 +24,9 @@ class Command(BaseCommand):
             call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))
         if "bootstrap_models" in get_commands():
             call_command("bootstrap_models")
+        # The worker's beat schedule lives in var/, which nothing else creates when the database and the
+        # broker are external services.
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         processes = [
             # gunicorn rather than runserver: DICOMweb clients send large STOW-RS bodies chunked,

@@ -1,29 +1,25 @@
-"""RadAssist settings, read from the environment.
+"""Settings every RadAssist process shares, read from the environment (django-environ).
 
-Every default is the embedded one (SQLite, a local media folder, a Celery broker
-on the file system, a local MLflow store), so that `make run` works on a bare
-machine. Production sets the variables listed in the README; with
-``DJANGO_DEBUG=False`` the secure settings below switch on and ``SECRET_KEY``
-becomes mandatory.
+Each variable's default is the embedded one (SQLite and the Celery broker's folders in
+``var/``, a private media folder, a local MLflow store, email on the console), so that
+``local`` and ``test`` run on a bare machine; ``production`` insists on the real services
+instead. Importing this module reads the environment (and ``.env``) and nothing else: the
+folders the embedded services write to are created by ``PortalConfig.ready``.
 """
 
 from pathlib import Path
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("RADASSIST_VAR_DIR", default=str(BASE_DIR / "var")))
-
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
 env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-if DEBUG:
-    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="radassist-development-only-secret-key-not-for-production")
-else:
-    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+VAR_DIR = Path(env.str("RADASSIST_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# local.py turns DEBUG on; SECRET_KEY is set by each module (production refuses to start without one).
+DEBUG = False
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("RADASSIST_SITE_URL", default="http://127.0.0.1:8000")
@@ -153,9 +149,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Development serves static files straight from the apps and static/; production from collectstatic's output.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
+# Served straight from the apps and static/ (no collectstatic); production serves collectstatic's output.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 MEDIA_ROOT = Path(env.str("RADASSIST_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 PRIVATE_URL_EXPIRY_SECONDS = env.int("RADASSIST_PRIVATE_URL_EXPIRY_SECONDS", default=300)
@@ -189,11 +185,7 @@ else:
     }
 STORAGES = {
     "default": PRIVATE_STORAGE,
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("RADASSIST_MAX_FILES_PER_REQUEST", default=2000)
@@ -251,10 +243,6 @@ SPECTACULAR_SETTINGS = {
 # Celery -------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 BROKER_FOLDER = VAR_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem"):
-    (BROKER_FOLDER / "queue").mkdir(parents=True, exist_ok=True)
-    (BROKER_FOLDER / "processed").mkdir(parents=True, exist_ok=True)
-    (BROKER_FOLDER / "control").mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BROKER_FOLDER / "queue"),
@@ -298,14 +286,6 @@ CSRF_COOKIE_HTTPONLY = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
 
 # Logging: JSON lines; the formatter drops patient-identifying fields (see portal.logging).
 LOGGING = {

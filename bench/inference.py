@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     arguments = parser.parse_args()
 
-    from ml.inference import InferenceEngine, configure_tensorflow_threads
+    from ml.inference import InferenceEngine, ModelVersionKey, configure_tensorflow_threads
 
     threads = configure_tensorflow_threads()
     from ml.networks import forward_flops
@@ -113,9 +113,11 @@ def main() -> None:
                                               slices=arguments.slices, size=512,
                                               slice_spacing=1.25, seed=0).hounsfield)
         engine = InferenceEngine(tracking_uri=tracking_uri, batch_size=arguments.batch_size)
-        engine.run_series(series[: arguments.batch_size], source="hounsfield")  # load + trace
+        versions = {"classifier": ModelVersionKey(classifier.name, classifier.version),
+                    "segmenter": ModelVersionKey(segmenter.name, segmenter.version)}
+        engine.run_series(series[: arguments.batch_size], source="hounsfield", **versions)  # load + trace
         started = time.perf_counter()
-        prediction = engine.run_series(series, source="hounsfield")
+        prediction = engine.run_series(series, source="hounsfield", **versions)
         engine_seconds = time.perf_counter() - started
 
         naive_run(series[:2], classifier=classifier, segmenter=segmenter)  # warm-up

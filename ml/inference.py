@@ -1,20 +1,22 @@
-"""The inference engine: both champion models over a whole series, in fixed-size batches.
+"""The inference engine: two named model versions over a whole series, in fixed-size batches.
 
 Public interface:
-    InferenceEngine(*, tracking_uri, batch_size=16, classifier_name=CLASSIFIER_MODEL_NAME,
-                    segmenter_name=SEGMENTER_MODEL_NAME, min_lesion_pixels=4)
-        .run_series(slices, *, source, progress=None) -> SeriesPrediction
-        .classifier / .segmenter -> ModelRef of the versions loaded (loads them if needed)
+    InferenceEngine(*, tracking_uri, batch_size=16, min_lesion_pixels=4,
+                    cached_versions=MODEL_CACHE_SIZE)
+        .run_series(slices, *, source, classifier, segmenter, progress=None) -> SeriesPrediction
+            (``classifier`` and ``segmenter`` are ``ModelVersionKey(name, version)``)
     engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
-    ModelRef(name, version, is_demo)
+    ModelVersionKey(name, version); ModelRef(name, version, is_demo)
     SeriesPrediction(slice_probabilities, series_class, series_probabilities,
                      lesion_slice_indices, masks, classifier, segmenter, class_names, timings)
     tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
 
-Process model: nothing here imports TensorFlow at module import. Models load on the first
-``run_series`` (so a Celery worker starts fast and a parent process that forks never initialises
-TensorFlow), once per process; afterwards each call asks the registry (one cheap query) whether the
-champion moved and reloads only then, so every result names the exact versions that produced it.
+Process model: nothing here imports TensorFlow at module import. A model version loads on the first
+``run_series`` that names it (so a Celery worker starts fast and a parent process that forks never
+initialises TensorFlow) and stays in a bounded per-process cache (least recently used versions are
+dropped beyond ``cached_versions``). Versions are always loaded by number, never through the
+champion alias: an analysis runs exactly the versions recorded when it was queued, even when a new
+champion is promoted while it waits.
 TensorFlow's intra-op thread pool follows the process' CPU allotment (``os.sched_getaffinity``),
 or ``RADASSIST_TF_THREADS`` where set.
 
@@ -47,16 +49,21 @@ import numpy as np
 
 from ml.labels import CLASS_NAMES
 from ml.preprocessing import Source, prepare_batch
-from ml.registry import (
-    CLASSIFIER_MODEL_NAME,
-    SEGMENTER_MODEL_NAME,
-    LoadedModel,
-    champion_version,
-    load_champion,
-)
+from ml.registry import LoadedModel, load_version
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
 MASK_THRESHOLD = 0.5
+#: Compiled model versions one process keeps: the current pair and the pair before a promotion,
+#: so analyses queued on either side of a promotion do not reload each other's models.
+MODEL_CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ModelVersionKey:
+    """A registered model version by name and number (what an analysis records)."""
+
+    name: str
+    version: int
 
 
 @dataclass(frozen=True)
@@ -138,47 +145,44 @@ class InferenceEngine:
         *,
         tracking_uri: str,
         batch_size: int = 16,
-        classifier_name: str = CLASSIFIER_MODEL_NAME,
-        segmenter_name: str = SEGMENTER_MODEL_NAME,
         min_lesion_pixels: int = 4,
+        cached_versions: int = MODEL_CACHE_SIZE,
     ):
+        from cachetools import LRUCache
+
         self.tracking_uri = tracking_uri
         self.batch_size = batch_size
-        self.classifier_name = classifier_name
-        self.segmenter_name = segmenter_name
         self.min_lesion_pixels = min_lesion_pixels
         self._lock = threading.Lock()
-        self._classifier: _CompiledModel | None = None
-        self._segmenter: _CompiledModel | None = None
+        self._compiled: LRUCache = LRUCache(maxsize=cached_versions)
 
-    def _current(self, compiled: _CompiledModel | None, name: str) -> _CompiledModel:
-        champion = champion_version(name, tracking_uri=self.tracking_uri)
-        if compiled is not None and champion is not None and champion.version == compiled.ref.version:
-            return compiled
-        configure_tensorflow_threads()
-        return _CompiledModel(
-            load_champion(name, tracking_uri=self.tracking_uri), batch_size=self.batch_size
-        )
-
-    def _models(self) -> tuple[_CompiledModel, _CompiledModel]:
+    def _compiled_version(self, key: ModelVersionKey) -> _CompiledModel:
+        """The named version, loaded from the registry by number on first use (raises ModelNotRegistered)."""
+        key = ModelVersionKey(key.name, int(key.version))
         with self._lock:
-            self._classifier = self._current(self._classifier, self.classifier_name)
-            self._segmenter = self._current(self._segmenter, self.segmenter_name)
-            return self._classifier, self._segmenter
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                configure_tensorflow_threads()
+                compiled = _CompiledModel(
+                    load_version(key.name, key.version, tracking_uri=self.tracking_uri),
+                    batch_size=self.batch_size,
+                )
+                self._compiled[key] = compiled
+            return compiled
 
     @property
-    def classifier(self) -> ModelRef:
-        return self._models()[0].ref
-
-    @property
-    def segmenter(self) -> ModelRef:
-        return self._models()[1].ref
+    def cached_versions(self) -> list[ModelVersionKey]:
+        """The versions this process holds loaded."""
+        with self._lock:
+            return list(self._compiled.keys())
 
     def run_series(
         self,
         slices: Sequence[np.ndarray],
         *,
         source: Source,
+        classifier: ModelVersionKey,
+        segmenter: ModelVersionKey,
         progress: Callable[[int, int], None] | None = None,
     ) -> SeriesPrediction:
         if not len(slices):
@@ -187,7 +191,8 @@ class InferenceEngine:
         if len(shapes) != 1:
             raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
         rows, columns = shapes.pop()
-        classifier, segmenter = self._models()
+        classifier = self._compiled_version(classifier)
+        segmenter = self._compiled_version(segmenter)
         total = len(slices)
         starts = range(0, total, self.batch_size)
 

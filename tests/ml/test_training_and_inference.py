@@ -68,7 +68,7 @@ def test_run_logs_evaluation_artifacts_and_metrics(trained):
 
 
 def test_engine_runs_a_series_in_fixed_batches(trained):
-    from ml.inference import InferenceEngine
+    from ml.inference import InferenceEngine, ModelVersionKey
     from ml.metrics import dice_per_case
     from ml.phantoms import generate_phantom_series
 
@@ -78,6 +78,8 @@ def test_engine_runs_a_series_in_fixed_batches(trained):
     engine = InferenceEngine(tracking_uri=tracking_uri, batch_size=4)
     progress = []
     prediction = engine.run_series(list(phantom.hounsfield), source="hounsfield",
+                                   classifier=ModelVersionKey(classifier.name, classifier.version),
+                                   segmenter=ModelVersionKey(segmenter.name, segmenter.version),
                                    progress=lambda done, total: progress.append((done, total)))
     assert progress == [(4, 11), (8, 11), (11, 11)]
     assert prediction.slice_probabilities.shape == (11, 4)

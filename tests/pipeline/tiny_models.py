@@ -7,7 +7,7 @@ networks are the real architectures at the smallest sizes they accept, with rand
 from ml.preprocessing import PreprocessingConfig
 
 
-def register_tiny_models(tracking_uri):
+def register_tiny_models(tracking_uri, *, seed=0):
     import keras
     import mlflow
 
@@ -21,7 +21,7 @@ def register_tiny_models(tracking_uri):
         using_tracking_store,
     )
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     specifications = (
         (CLASSIFIER_MODEL_NAME, build_classifier(input_size=32), PreprocessingConfig(input_size=32), "accuracy"),
         (SEGMENTER_MODEL_NAME, build_segmenter(input_size=16, depth=1, base_filters=4),

@@ -108,7 +108,11 @@ def measurement_rows(measurements):
     slice_text = f"slice {largest_slice + 1}"
     if location is not None:
         slice_text += f" (location {location:.1f} mm)"
-    return [
+    rows = []
+    lesion_count = measurements.get("lesion_count")
+    if lesion_count:
+        rows.append(("Separate lesions", f"{lesion_count} (measured as 3D connected regions)"))
+    return rows + [
         ("Lesion volume", f"{format_number(volume)} mL" if physical and volume is not None else "not measurable"),
         ("Largest diameter", f"{format_number(diameter)} {'mm' if physical else 'pixels'}" if diameter else "—"),
         ("Largest lesion area", f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}"),

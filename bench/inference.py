@@ -54,9 +54,9 @@ def register_phantom_models(*, tracking_uri: str, work_dir: Path, classifier_siz
         work_dir / "segmentation", patients=3, slices_per_patient=2, size=segmenter_size, seed=0)
     train_classifier(data_dir=classification, tracking_uri=tracking_uri,
                      input_size=classifier_size, epochs=1, fine_tune_epochs=0, batch_size=8,
-                     promote=True, demo=True)
+                     demo=True)
     train_segmenter(data_dir=segmentation, tracking_uri=tracking_uri, input_size=segmenter_size,
-                    epochs=1, batch_size=8, promote=True, demo=True)
+                    epochs=1, batch_size=8, demo=True)
 
 
 def naive_run(slices, *, classifier, segmenter) -> list:

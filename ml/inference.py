@@ -44,15 +44,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from ml.evaluation import MASK_THRESHOLD, native_resolution_masks
 from ml.labels import CLASS_NAMES
 from ml.preprocessing import Source, prepare_batch
 from ml.registry import LoadedModel, load_version
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
-MASK_THRESHOLD = 0.5
 #: Compiled model versions one process keeps: the current pair and the pair before a promotion,
 #: so analyses queued on either side of a promotion do not reload each other's models.
 MODEL_CACHE_SIZE = 4
@@ -221,11 +220,8 @@ class InferenceEngine:
                 timings["classify"] += time.perf_counter() - clock
                 clock = time.perf_counter()
                 lesion_maps = segmenter(segmenter_batch)[:count, ..., 0]
-                for offset, lesion_map in enumerate(lesion_maps):
-                    lesion_pixels[start + offset] = int((lesion_map >= MASK_THRESHOLD).sum())
-                    full_size = cv2.resize(lesion_map, (columns, rows),
-                                           interpolation=cv2.INTER_LINEAR)
-                    masks[start + offset] = full_size >= MASK_THRESHOLD
+                lesion_pixels[start:start + count] = (lesion_maps >= MASK_THRESHOLD).sum(axis=(1, 2))
+                masks[start:start + count] = native_resolution_masks(lesion_maps, rows=rows, columns=columns)
                 timings["segment"] += time.perf_counter() - clock
                 if progress is not None:
                     progress(start + count, total)

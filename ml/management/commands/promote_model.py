@@ -12,6 +12,10 @@ class Command(BaseCommand):
         "and better overall; a demo champion never blocks a real model. Records who approved it and why."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        """``--version`` names the model version here, in place of Django's own ``--version`` flag."""
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         from ml.promotion import DEFAULT_MARGIN
         from ml.registry import CLASSIFIER_MODEL_NAME, SEGMENTER_MODEL_NAME

@@ -9,7 +9,7 @@ Public interface:
     native_resolution_masks(lesion_maps, *, rows, columns) -> bool ndarray
     score_classification(y_true, probabilities) -> EvaluationResult
     score_segmentation(true_volumes, predicted_volumes) -> EvaluationResult
-    evaluate_model(keras_model, *, config, evaluation_set, batch_size=16) -> EvaluationResult
+    evaluate_model(keras_model, *, config, evaluation_set, batch_size=16, temperature=1.0) -> EvaluationResult
     EvaluationResult(metric, score, per_case, metrics, interval, has_nan)
 
 The protocol:
@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ml.calibration import apply_temperature
 from ml.labels import CLASS_NAMES
 from ml.metrics import bootstrap_interval, classification_metrics, segmentation_metrics
 from ml.preprocessing import PreprocessingConfig, prepare_batch
@@ -211,7 +212,8 @@ def score_segmentation(true_volumes, predicted_volumes, *, outputs_nan: bool = F
 
 
 def evaluate_model(keras_model, *, config: PreprocessingConfig, evaluation_set: EvaluationSet,
-                   batch_size: int = 16) -> EvaluationResult:
+                   batch_size: int = 16, temperature: float = 1.0) -> EvaluationResult:
+    """Score a model on a set; a classifier's probabilities are calibrated with ``temperature`` first."""
     if evaluation_set.kind == CLASSIFICATION:
         grouped: dict[str, list[EvaluationCase]] = {}
         for case in evaluation_set.cases:
@@ -219,7 +221,8 @@ def evaluate_model(keras_model, *, config: PreprocessingConfig, evaluation_set: 
         labels, probabilities = [], []
         for source, cases in grouped.items():
             inputs = prepare_batch([case.slices[0] for case in cases], config=config, source=source)
-            probabilities.append(keras_model.predict(inputs, batch_size=batch_size, verbose=0))
+            probabilities.append(apply_temperature(keras_model.predict(inputs, batch_size=batch_size, verbose=0),
+                                                   temperature))
             labels += [case.label for case in cases]
         return score_classification(labels, np.concatenate(probabilities))
     truths, predictions, outputs_nan = [], [], False

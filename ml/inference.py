@@ -8,7 +8,7 @@ Public interface:
     engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
     ModelVersionKey(name, version); ModelRef(name, version, is_demo)
     SeriesPrediction(slice_probabilities, series_class, series_probabilities,
-                     lesion_slice_indices, masks, classifier, segmenter, class_names, timings)
+                     lesion_slice_indices, indeterminate_reason, masks, classifier, segmenter, class_names, timings)
     tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
 
 Process model: nothing here imports TensorFlow at module import. A model version loads on the first
@@ -32,7 +32,9 @@ mean over all slices would almost always say "normal". The class is therefore re
 lesion is: the lesion slices are those whose predicted mask has at least ``min_lesion_pixels``
 pixels at the segmenter's resolution, and the series probabilities are the mean of the per-slice
 class probabilities over those slices. When the segmenter finds no lesion on any slice, the mean
-over all slices is used.
+over all slices is used. The per-slice probabilities are calibrated with the classifier version's
+temperature first, and the series result is marked indeterminate when the two networks disagree or
+the probability of a tumour is too close to call (``ml.calibration``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml.calibration import apply_temperature, indeterminate_reason
 from ml.evaluation import MASK_THRESHOLD, native_resolution_masks
 from ml.labels import CLASS_NAMES
 from ml.preprocessing import Source, prepare_batch
@@ -78,6 +81,8 @@ class SeriesPrediction:
     series_class: str
     series_probabilities: dict[str, float]
     lesion_slice_indices: list[int]
+    #: Why the series result cannot be trusted as it stands ("" when it can): ml.calibration.
+    indeterminate_reason: str
     masks: np.ndarray  # bool (slices, rows, columns) at the original resolution
     classifier: ModelRef
     segmenter: ModelRef
@@ -216,7 +221,8 @@ class InferenceEngine:
                     pending = preparer.submit(prepare, starts[position + 1])
                 count = min(self.batch_size, total - start)
                 clock = time.perf_counter()
-                probabilities[start:start + count] = classifier(classifier_batch)[:count]
+                probabilities[start:start + count] = apply_temperature(
+                    classifier(classifier_batch)[:count], classifier.loaded.temperature)
                 timings["classify"] += time.perf_counter() - clock
                 clock = time.perf_counter()
                 lesion_maps = segmenter(segmenter_batch)[:count, ..., 0]
@@ -236,6 +242,10 @@ class InferenceEngine:
                 name: float(value) for name, value in zip(CLASS_NAMES, series_probabilities, strict=True)
             },
             lesion_slice_indices=[int(index) for index in lesion_slices],
+            indeterminate_reason=indeterminate_reason(
+                tumour_probability=1.0 - float(series_probabilities[CLASS_NAMES.index("normal")]),
+                lesion_found=bool(len(lesion_slices)),
+            ),
             masks=masks,
             classifier=classifier.ref,
             segmenter=segmenter.ref,

@@ -127,7 +127,8 @@ def evaluate_version(
     from ml.evaluation import evaluate_model
 
     loaded = load_version(model_name, version, tracking_uri=tracking_uri)
-    result = evaluate_model(loaded.keras_model, config=loaded.preprocessing_config, evaluation_set=evaluation_set)
+    result = evaluate_model(loaded.keras_model, config=loaded.preprocessing_config, evaluation_set=evaluation_set,
+                            temperature=loaded.temperature)
     experiment_id = ensure_experiment(f"{model_name}-evaluation", tracking_uri=tracking_uri)
     with using_tracking_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id):
         mlflow.set_tags({"model_name": model_name, "model_version": str(version),

@@ -4,7 +4,7 @@ Public interface:
     CLASSIFIER_MODEL_NAME, SEGMENTER_MODEL_NAME, CHAMPION_ALIAS
     RegisteredModelVersion (name, version, run_id, validation_metric, validation_score, is_demo,
                             is_champion, test_metrics)
-    LoadedModel (keras_model, name, version, preprocessing_config, is_demo)
+    LoadedModel (keras_model, name, version, preprocessing_config, is_demo, temperature)
     ModelNotRegistered (exception)
     default_artifact_location(tracking_uri) -> str | None
     ensure_experiment(name, *, tracking_uri, artifact_location=None) -> str  (experiment id)
@@ -48,6 +48,8 @@ PREPROCESSING_TAG = "preprocessing_config"
 VALIDATION_METRIC_TAG = "validation_metric"
 VALIDATION_SCORE_TAG = "validation_score"
 DEMO_TAG = "demo"
+#: Temperature fitted on validation (``ml.calibration``); applied to the classifier's outputs.
+TEMPERATURE_TAG = "temperature"
 PROMOTED_BY_TAG = "promoted_by"
 PROMOTION_REASON_TAG = "promotion_reason"
 PROMOTED_AT_TAG = "promoted_at"
@@ -79,6 +81,7 @@ class LoadedModel:
     version: int
     preprocessing_config: PreprocessingConfig
     is_demo: bool
+    temperature: float = 1.0  # 1.0 (no change) for versions registered without one
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -317,6 +320,7 @@ def _load(model_version, *, tracking_uri: str) -> LoadedModel:
         version=int(model_version.version),
         preprocessing_config=PreprocessingConfig.from_dict(json.loads(tags[PREPROCESSING_TAG])),
         is_demo=tags.get(DEMO_TAG) == "true",
+        temperature=float(tags.get(TEMPERATURE_TAG, 1.0)),
     )
 
 

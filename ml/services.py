@@ -468,6 +468,7 @@ def run_analysis(*, analysis_id, engine):
         locked.masks_file = analysis.masks_file.name
         locked.predicted_class = prediction.series_class
         locked.class_probabilities = {name: float(p) for name, p in prediction.series_probabilities.items()}
+        locked.indeterminate_reason = prediction.indeterminate_reason
         locked.slice_probabilities = [[round(float(p), 6) for p in row] for row in slice_probabilities]
         locked.measurements = measurements
         locked.slices_total = locked.slices_done = len(loaded.arrays)
@@ -503,6 +504,7 @@ def series_progress(series, analysis):
         "slices_total": series.slices_total,
         "failure_reason": series.status_reason if series.status == SeriesStatus.FAILED else "",
         "predicted_class": analysis.predicted_class if finished else "",
+        "is_indeterminate": bool(finished and analysis.is_indeterminate),
         "is_demo_model": bool(analysis and analysis.is_demo_model),
         "analysis_id": analysis.pk if analysis else None,
         "generation": analysis.generation if analysis else None,

@@ -53,6 +53,9 @@ validation or test images contain NaN raises ``TrainingFailed`` and registers no
 run stays, marked failed, with the reason). A class folder that names no known class is a
 ``TrainingDataError``.
 
+Calibration: the classifier's temperature (``ml.calibration``) is fitted on the validation split,
+stored with the version (``temperature`` tag) and applied before its validation and test metrics.
+
 Evaluation (``ml.evaluation``, the same protocol as promotion): the classifier's accuracy,
 per-class precision/recall/F1/sensitivity/specificity, macro AUC-ROC, expected calibration error,
 the confusion matrix and ROC curves (PNG artifacts); the segmenter's Dice and IoU per patient volume
@@ -74,6 +77,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging.pixels import grey_from_image
+from ml.calibration import apply_temperature, fit_temperature
 from ml.evaluation import (
     SEGMENTATION,
     EvaluationCase,
@@ -88,6 +92,7 @@ from ml.registry import (
     AUTOMATIC_APPROVAL,
     CLASSIFIER_MODEL_NAME,
     SEGMENTER_MODEL_NAME,
+    TEMPERATURE_TAG,
     RegisteredModelVersion,
     champion_version,
     ensure_experiment,
@@ -480,6 +485,10 @@ def train_classifier(
         test_probabilities = model.predict(test_inputs, batch_size=batch_size, verbose=0)
         _refuse_unsound_run(histories=histories, outputs_nan=not (
             np.isfinite(validation_probabilities).all() and np.isfinite(test_probabilities).all()))
+        temperature = fit_temperature(validation[1], validation_probabilities)
+        validation_probabilities = apply_temperature(validation_probabilities, temperature)
+        test_probabilities = apply_temperature(test_probabilities, temperature)
+        mlflow.log_metric("temperature", temperature)
         validation_metrics = score_classification(validation[1], validation_probabilities).metrics
         test_metrics = score_classification(test_labels, test_probabilities).metrics
         mlflow.log_metrics(_flat_classification_metrics(validation_metrics, prefix="validation_"))
@@ -496,7 +505,7 @@ def train_classifier(
         registered = register_keras_model(
             model=model, model_name=CLASSIFIER_MODEL_NAME, preprocessing_config=config,
             validation_metric="accuracy", validation_score=validation_metrics["accuracy"],
-            tracking_uri=tracking_uri, is_demo=demo,
+            tracking_uri=tracking_uri, is_demo=demo, tags={TEMPERATURE_TAG: repr(temperature)},
         )
     is_champion = _champion_if_first_demo(registered, tracking_uri=tracking_uri)
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)

@@ -62,6 +62,12 @@ def test_run_logs_evaluation_artifacts_and_metrics(trained):
     assert {"test_accuracy", "test_macro_auc_roc", "test_normal_specificity", "test_expected_calibration_error",
             "validation_accuracy", "loss", "val_loss"} <= set(run.data.metrics)
     assert {"seed", "tensorflow_version", "keras_version"} <= set(run.data.params)
+    # The temperature fitted on validation is stored with the version and loaded with it.
+    from ml.registry import load_version
+
+    stored = client.get_model_version(classifier.name, str(classifier.version)).tags["temperature"]
+    assert float(stored) == pytest.approx(run.data.metrics["temperature"]) and float(stored) > 0
+    assert load_version(classifier.name, classifier.version, tracking_uri=tracking_uri).temperature == float(stored)
     artifacts = {item.path for item in client.list_artifacts(classifier.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/roc_curves.png",
             "evaluation/test_metrics.json"} <= artifacts

@@ -7,6 +7,7 @@ import pytest
 from ml import registry, services
 from ml.models import AnalysisStatus
 from ml.tasks import analyse_series, inference_engine
+from reports.tasks import create_draft_report
 from tests.pipeline.builders import store_phantom_series
 from tests.pipeline.tiny_models import register_tiny_models
 
@@ -23,7 +24,7 @@ def own_store(pipeline_settings, tmp_path):
 
 def test_champion_promoted_while_queued_does_not_change_what_runs(north, own_store):
     series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=3, size=32)
-    with mock.patch.object(analyse_series, "delay") as analysis_delay, mock.patch("ml.services.queue_report_draft"):
+    with mock.patch.object(analyse_series, "delay") as analysis_delay, mock.patch.object(create_draft_report, "delay"):
         analysis = services.queue_analysis(series_id=series.pk)
         assert (analysis.classifier_version, analysis.segmenter_version) == ("1", "1")
 
@@ -49,7 +50,7 @@ def test_champion_promoted_while_queued_does_not_change_what_runs(north, own_sto
 
 def test_a_version_removed_from_the_registry_fails_with_a_reason(north, own_store):
     series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=2, size=32)
-    with mock.patch.object(analyse_series, "delay") as analysis_delay, mock.patch("ml.services.queue_report_draft"):
+    with mock.patch.object(analyse_series, "delay") as analysis_delay, mock.patch.object(create_draft_report, "delay"):
         analysis = services.queue_analysis(series_id=series.pk)
         analysis.classifier_version = "7"
         analysis.save(update_fields=["classifier_version"])

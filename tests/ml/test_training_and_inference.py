@@ -65,7 +65,8 @@ def test_run_logs_evaluation_artifacts_and_metrics(trained):
     # The temperature fitted on validation is stored with the version and loaded with it.
     from ml.registry import load_version
 
-    stored = client.get_model_version(classifier.name, str(classifier.version)).tags["temperature"]
+    registry = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    stored = registry.get_model_version(classifier.name, str(classifier.version)).tags["temperature"]
     assert float(stored) == pytest.approx(run.data.metrics["temperature"]) and float(stored) > 0
     assert load_version(classifier.name, classifier.version, tracking_uri=tracking_uri).temperature == float(stored)
     artifacts = {item.path for item in client.list_artifacts(classifier.run_id, "evaluation")}

@@ -54,9 +54,9 @@ def register_phantom_models(*, tracking_uri: str, work_dir: Path, classifier_siz
         work_dir / "segmentation", patients=3, slices_per_patient=2, size=segmenter_size, seed=0)
     train_classifier(data_dir=classification, tracking_uri=tracking_uri,
                      input_size=classifier_size, epochs=1, fine_tune_epochs=0, batch_size=8,
-                     promote=True, demo=True)
+                     demo=True)
     train_segmenter(data_dir=segmentation, tracking_uri=tracking_uri, input_size=segmenter_size,
-                    epochs=1, batch_size=8, promote=True, demo=True)
+                    epochs=1, batch_size=8, demo=True)
 
 
 def naive_run(slices, *, classifier, segmenter) -> list:
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     arguments = parser.parse_args()
 
-    from ml.inference import InferenceEngine, configure_tensorflow_threads
+    from ml.inference import InferenceEngine, ModelVersionKey, configure_tensorflow_threads
 
     threads = configure_tensorflow_threads()
     from ml.networks import forward_flops
@@ -113,9 +113,11 @@ def main() -> None:
                                               slices=arguments.slices, size=512,
                                               slice_spacing=1.25, seed=0).hounsfield)
         engine = InferenceEngine(tracking_uri=tracking_uri, batch_size=arguments.batch_size)
-        engine.run_series(series[: arguments.batch_size], source="hounsfield")  # load + trace
+        versions = {"classifier": ModelVersionKey(classifier.name, classifier.version),
+                    "segmenter": ModelVersionKey(segmenter.name, segmenter.version)}
+        engine.run_series(series[: arguments.batch_size], source="hounsfield", **versions)  # load + trace
         started = time.perf_counter()
-        prediction = engine.run_series(series, source="hounsfield")
+        prediction = engine.run_series(series, source="hounsfield", **versions)
         engine_seconds = time.perf_counter() - started
 
         naive_run(series[:2], classifier=classifier, segmenter=segmenter)  # warm-up

@@ -1,20 +1,22 @@
-"""The inference engine: both champion models over a whole series, in fixed-size batches.
+"""The inference engine: two named model versions over a whole series, in fixed-size batches.
 
 Public interface:
-    InferenceEngine(*, tracking_uri, batch_size=16, classifier_name=CLASSIFIER_MODEL_NAME,
-                    segmenter_name=SEGMENTER_MODEL_NAME, min_lesion_pixels=4)
-        .run_series(slices, *, source, progress=None) -> SeriesPrediction
-        .classifier / .segmenter -> ModelRef of the versions loaded (loads them if needed)
+    InferenceEngine(*, tracking_uri, batch_size=16, min_lesion_pixels=4,
+                    cached_versions=MODEL_CACHE_SIZE)
+        .run_series(slices, *, source, classifier, segmenter, progress=None) -> SeriesPrediction
+            (``classifier`` and ``segmenter`` are ``ModelVersionKey(name, version)``)
     engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
-    ModelRef(name, version, is_demo)
+    ModelVersionKey(name, version); ModelRef(name, version, is_demo)
     SeriesPrediction(slice_probabilities, series_class, series_probabilities,
-                     lesion_slice_indices, masks, classifier, segmenter, class_names, timings)
+                     lesion_slice_indices, indeterminate_reason, masks, classifier, segmenter, class_names, timings)
     tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
 
-Process model: nothing here imports TensorFlow at module import. Models load on the first
-``run_series`` (so a Celery worker starts fast and a parent process that forks never initialises
-TensorFlow), once per process; afterwards each call asks the registry (one cheap query) whether the
-champion moved and reloads only then, so every result names the exact versions that produced it.
+Process model: nothing here imports TensorFlow at module import. A model version loads on the first
+``run_series`` that names it (so a Celery worker starts fast and a parent process that forks never
+initialises TensorFlow) and stays in a bounded per-process cache (least recently used versions are
+dropped beyond ``cached_versions``). Versions are always loaded by number, never through the
+champion alias: an analysis runs exactly the versions recorded when it was queued, even when a new
+champion is promoted while it waits.
 TensorFlow's intra-op thread pool follows the process' CPU allotment (``os.sched_getaffinity``),
 or ``RADASSIST_TF_THREADS`` where set.
 
@@ -30,7 +32,9 @@ mean over all slices would almost always say "normal". The class is therefore re
 lesion is: the lesion slices are those whose predicted mask has at least ``min_lesion_pixels``
 pixels at the segmenter's resolution, and the series probabilities are the mean of the per-slice
 class probabilities over those slices. When the segmenter finds no lesion on any slice, the mean
-over all slices is used.
+over all slices is used. The per-slice probabilities are calibrated with the classifier version's
+temperature first, and the series result is marked indeterminate when the two networks disagree or
+the probability of a tumour is too close to call (``ml.calibration``).
 """
 
 from __future__ import annotations
@@ -42,21 +46,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from ml.calibration import apply_temperature, indeterminate_reason
+from ml.evaluation import MASK_THRESHOLD, native_resolution_masks
 from ml.labels import CLASS_NAMES
 from ml.preprocessing import Source, prepare_batch
-from ml.registry import (
-    CLASSIFIER_MODEL_NAME,
-    SEGMENTER_MODEL_NAME,
-    LoadedModel,
-    champion_version,
-    load_champion,
-)
+from ml.registry import LoadedModel, load_version
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
-MASK_THRESHOLD = 0.5
+#: Compiled model versions one process keeps: the current pair and the pair before a promotion,
+#: so analyses queued on either side of a promotion do not reload each other's models.
+MODEL_CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ModelVersionKey:
+    """A registered model version by name and number (what an analysis records)."""
+
+    name: str
+    version: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class SeriesPrediction:
     series_class: str
     series_probabilities: dict[str, float]
     lesion_slice_indices: list[int]
+    #: Why the series result cannot be trusted as it stands ("" when it can): ml.calibration.
+    indeterminate_reason: str
     masks: np.ndarray  # bool (slices, rows, columns) at the original resolution
     classifier: ModelRef
     segmenter: ModelRef
@@ -138,47 +149,44 @@ class InferenceEngine:
         *,
         tracking_uri: str,
         batch_size: int = 16,
-        classifier_name: str = CLASSIFIER_MODEL_NAME,
-        segmenter_name: str = SEGMENTER_MODEL_NAME,
         min_lesion_pixels: int = 4,
+        cached_versions: int = MODEL_CACHE_SIZE,
     ):
+        from cachetools import LRUCache
+
         self.tracking_uri = tracking_uri
         self.batch_size = batch_size
-        self.classifier_name = classifier_name
-        self.segmenter_name = segmenter_name
         self.min_lesion_pixels = min_lesion_pixels
         self._lock = threading.Lock()
-        self._classifier: _CompiledModel | None = None
-        self._segmenter: _CompiledModel | None = None
+        self._compiled: LRUCache = LRUCache(maxsize=cached_versions)
 
-    def _current(self, compiled: _CompiledModel | None, name: str) -> _CompiledModel:
-        champion = champion_version(name, tracking_uri=self.tracking_uri)
-        if compiled is not None and champion is not None and champion.version == compiled.ref.version:
-            return compiled
-        configure_tensorflow_threads()
-        return _CompiledModel(
-            load_champion(name, tracking_uri=self.tracking_uri), batch_size=self.batch_size
-        )
-
-    def _models(self) -> tuple[_CompiledModel, _CompiledModel]:
+    def _compiled_version(self, key: ModelVersionKey) -> _CompiledModel:
+        """The named version, loaded from the registry by number on first use (raises ModelNotRegistered)."""
+        key = ModelVersionKey(key.name, int(key.version))
         with self._lock:
-            self._classifier = self._current(self._classifier, self.classifier_name)
-            self._segmenter = self._current(self._segmenter, self.segmenter_name)
-            return self._classifier, self._segmenter
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                configure_tensorflow_threads()
+                compiled = _CompiledModel(
+                    load_version(key.name, key.version, tracking_uri=self.tracking_uri),
+                    batch_size=self.batch_size,
+                )
+                self._compiled[key] = compiled
+            return compiled
 
     @property
-    def classifier(self) -> ModelRef:
-        return self._models()[0].ref
-
-    @property
-    def segmenter(self) -> ModelRef:
-        return self._models()[1].ref
+    def cached_versions(self) -> list[ModelVersionKey]:
+        """The versions this process holds loaded."""
+        with self._lock:
+            return list(self._compiled.keys())
 
     def run_series(
         self,
         slices: Sequence[np.ndarray],
         *,
         source: Source,
+        classifier: ModelVersionKey,
+        segmenter: ModelVersionKey,
         progress: Callable[[int, int], None] | None = None,
     ) -> SeriesPrediction:
         if not len(slices):
@@ -187,7 +195,8 @@ class InferenceEngine:
         if len(shapes) != 1:
             raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
         rows, columns = shapes.pop()
-        classifier, segmenter = self._models()
+        classifier = self._compiled_version(classifier)
+        segmenter = self._compiled_version(segmenter)
         total = len(slices)
         starts = range(0, total, self.batch_size)
 
@@ -212,15 +221,13 @@ class InferenceEngine:
                     pending = preparer.submit(prepare, starts[position + 1])
                 count = min(self.batch_size, total - start)
                 clock = time.perf_counter()
-                probabilities[start:start + count] = classifier(classifier_batch)[:count]
+                probabilities[start:start + count] = apply_temperature(
+                    classifier(classifier_batch)[:count], classifier.loaded.temperature)
                 timings["classify"] += time.perf_counter() - clock
                 clock = time.perf_counter()
                 lesion_maps = segmenter(segmenter_batch)[:count, ..., 0]
-                for offset, lesion_map in enumerate(lesion_maps):
-                    lesion_pixels[start + offset] = int((lesion_map >= MASK_THRESHOLD).sum())
-                    full_size = cv2.resize(lesion_map, (columns, rows),
-                                           interpolation=cv2.INTER_LINEAR)
-                    masks[start + offset] = full_size >= MASK_THRESHOLD
+                lesion_pixels[start:start + count] = (lesion_maps >= MASK_THRESHOLD).sum(axis=(1, 2))
+                masks[start:start + count] = native_resolution_masks(lesion_maps, rows=rows, columns=columns)
                 timings["segment"] += time.perf_counter() - clock
                 if progress is not None:
                     progress(start + count, total)
@@ -235,6 +242,10 @@ class InferenceEngine:
                 name: float(value) for name, value in zip(CLASS_NAMES, series_probabilities, strict=True)
             },
             lesion_slice_indices=[int(index) for index in lesion_slices],
+            indeterminate_reason=indeterminate_reason(
+                tumour_probability=1.0 - float(series_probabilities[CLASS_NAMES.index("normal")]),
+                lesion_found=bool(len(lesion_slices)),
+            ),
             masks=masks,
             classifier=classifier.ref,
             segmenter=segmenter.ref,

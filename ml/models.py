@@ -60,6 +60,9 @@ class Analysis(TenantOwnedModel):
     #: Series-level class (one of ml.networks.CLASS_NAMES) and its probabilities {class name: p}.
     predicted_class = models.CharField(max_length=40, blank=True)
     class_probabilities = models.JSONField(default=dict, blank=True)
+    #: Why the series result is indeterminate (the networks disagree, or the calibrated probability of a
+    #: tumour is too close to call); empty when it is determinate. Reports print it for the doctor.
+    indeterminate_reason = models.TextField(blank=True)
     #: Per slice, in slice order: [[p per class], ...].
     slice_probabilities = models.JSONField(default=list, blank=True)
     #: ml.measurements result as a dict (areas per slice, volume, diameter, largest slice, has_physical_scale).
@@ -92,6 +95,10 @@ class Analysis(TenantOwnedModel):
     @property
     def is_superseded(self):
         return self.superseded_at is not None
+
+    @property
+    def is_indeterminate(self):
+        return bool(self.indeterminate_reason)
 
 
 class KeyImageQuerySet(TenantQuerySet):

@@ -2,7 +2,7 @@
 
 Public interface:
     CLASS_NAMES, class_name_from_folder(folder_name) -> str  (from ml.labels, TensorFlow-free)
-    build_classifier(*, input_size, base_weights_path=None, num_classes=4, channels=3)
+    build_classifier(*, input_size, base_weights_path=None, num_classes=4, channels=3, seed=0)
         -> keras.Model  (the VGG16 base is the nested model named ``VGG16_BASE_NAME``)
     build_segmenter(*, input_size, depth=4, base_filters=32, channels=3) -> keras.Model
     dice_bce_loss(y_true, y_pred) -> tensor
@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from ml.labels import CLASS_NAMES, class_name_from_folder
@@ -38,8 +39,12 @@ def build_classifier(
     base_weights_path: str | Path | None = None,
     num_classes: int = len(CLASS_NAMES),
     channels: int = 3,
+    seed: int = 0,
 ) -> keras.Model:
-    """VGG16 convolutional base, then flatten, dense 256 with dropout, and a softmax."""
+    """VGG16 convolutional base, then flatten, dense 256 with dropout, and a softmax.
+
+    ``seed`` (the training run's) drives the He initialisation of a base without weights file.
+    """
     if input_size < 32:
         raise ValueError("VGG16 needs inputs of at least 32 x 32 pixels (five 2x poolings)")
     base = keras.applications.VGG16(
@@ -51,7 +56,7 @@ def build_classifier(
     if base_weights_path is not None:
         base.load_weights(str(base_weights_path))
     else:
-        _reinitialise_for_relu(base)
+        _reinitialise_for_relu(base, seed=seed)
     inputs = keras.Input((input_size, input_size, channels), name="slice")
     features = base(inputs)
     # Flatten rather than global pooling: where a lesion sits (central or peripheral) is part
@@ -63,16 +68,25 @@ def build_classifier(
     return keras.Model(inputs, outputs, name="radassist_classifier")
 
 
-def _reinitialise_for_relu(model: keras.Model) -> None:
+def layer_seed(run_seed: int, layer_index: int) -> int:
+    """A seed of its own for each layer, derived from the run's seed.
+
+    One fixed seed for every layer would give layers of the same shape identical starting kernels
+    (VGG16 has several), which then learn in lockstep.
+    """
+    return int(np.random.SeedSequence([run_seed, layer_index]).generate_state(1)[0] >> 1)
+
+
+def _reinitialise_for_relu(model: keras.Model, *, seed: int) -> None:
     """Give every convolution He-normal kernels instead of Keras' Glorot-uniform default.
 
     Glorot scaling halves the signal's variance at each ReLU, so through VGG16's thirteen
     convolutions a randomly initialised base passes almost nothing on and learns very slowly;
     He scaling keeps the variance steady (He et al. 2015).
     """
-    initialiser = keras.initializers.HeNormal(seed=0)
-    for layer in model.layers:
+    for index, layer in enumerate(model.layers):
         if isinstance(layer, layers.Conv2D):
+            initialiser = keras.initializers.HeNormal(seed=layer_seed(seed, index))
             layer.kernel.assign(initialiser(layer.kernel.shape))
 
 

@@ -4,7 +4,7 @@ Public interface:
     CLASSIFIER_MODEL_NAME, SEGMENTER_MODEL_NAME, CHAMPION_ALIAS
     RegisteredModelVersion (name, version, run_id, validation_metric, validation_score, is_demo,
                             is_champion, test_metrics)
-    LoadedModel (keras_model, name, version, preprocessing_config, is_demo)
+    LoadedModel (keras_model, name, version, preprocessing_config, is_demo, temperature)
     ModelNotRegistered (exception)
     default_artifact_location(tracking_uri) -> str | None
     ensure_experiment(name, *, tracking_uri, artifact_location=None) -> str  (experiment id)
@@ -12,7 +12,8 @@ Public interface:
                          validation_score, tracking_uri, is_demo=False, tags=None)
                          -> RegisteredModelVersion          (inside an active MLflow run)
     champion_version(model_name, *, tracking_uri) -> RegisteredModelVersion | None
-    promote_if_better(*, model_name, version, tracking_uri, force=False) -> bool
+    version_info(model_name, version, *, tracking_uri) -> RegisteredModelVersion
+    promote_version(*, model_name, version, tracking_uri, approved_by, reason, evidence=None)
     load_champion(model_name, *, tracking_uri) -> LoadedModel
     load_version(model_name, version, *, tracking_uri) -> LoadedModel
 
@@ -20,7 +21,8 @@ Models are logged with the ``mlflow.tensorflow`` flavour, which for Keras 3 stor
 ``.keras`` file (``data/model.keras``) with the input/output tensor signature, and registered as a
 model version. Each version carries tags: ``preprocessing_config`` (JSON of
 ``PreprocessingConfig``, applied at inference), ``validation_metric`` and ``validation_score``
-(compared by ``promote_if_better``) and ``demo`` ("true" for models trained on phantoms).
+(for information: promotion compares versions on a shared evaluation set, ``ml.promotion``),
+``demo`` ("true" for models trained on phantoms) and, once promoted, who approved it and why.
 
 Everything works offline: with a SQLite tracking URI the experiment's artifacts live in an
 ``artifacts`` folder beside the database file, and loading reads the ``.keras`` file straight from
@@ -46,6 +48,14 @@ PREPROCESSING_TAG = "preprocessing_config"
 VALIDATION_METRIC_TAG = "validation_metric"
 VALIDATION_SCORE_TAG = "validation_score"
 DEMO_TAG = "demo"
+#: Temperature fitted on validation (``ml.calibration``); applied to the classifier's outputs.
+TEMPERATURE_TAG = "temperature"
+PROMOTED_BY_TAG = "promoted_by"
+PROMOTION_REASON_TAG = "promotion_reason"
+PROMOTED_AT_TAG = "promoted_at"
+PROMOTION_EVIDENCE_TAG = "promotion_evidence"
+#: ``promoted_by`` of the one promotion no person approves: a demo model on a fresh installation.
+AUTOMATIC_APPROVAL = "automatic (first demo model)"
 
 
 class ModelNotRegistered(Exception):
@@ -71,6 +81,7 @@ class LoadedModel:
     version: int
     preprocessing_config: PreprocessingConfig
     is_demo: bool
+    temperature: float = 1.0  # 1.0 (no change) for versions registered without one
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -232,34 +243,41 @@ def champion_version(model_name: str, *, tracking_uri: str) -> RegisteredModelVe
     return _version_from(champion, champion_version=int(champion.version))
 
 
-def promote_if_better(
-    *, model_name: str, version: int, tracking_uri: str, force: bool = False
-) -> bool:
-    """Move the champion alias to ``version`` if it beats the champion, or when forced.
+def promote_version(
+    *, model_name: str, version: int, tracking_uri: str, approved_by: str, reason: str,
+    evidence: dict | None = None,
+) -> None:
+    """Make ``version`` the champion and record who approved it, why, when and on what evidence.
 
-    "Beats" means a strictly higher validation score on the same validation metric (both are
-    higher-is-better: accuracy for the classifier, Dice for the segmenter). With no champion yet
-    the version is promoted; with a champion scored on another metric it is not (the scores do not
-    compare), unless forced. Returns whether ``version`` is the champion afterwards.
+    The only function that moves the champion alias. The approval is stored as tags on the version
+    (``promoted_by``, ``promotion_reason``, ``promoted_at``, ``promotion_evidence`` as JSON), so
+    the registry itself says why each champion is the champion.
     """
+    from datetime import UTC, datetime
+
     client = _client(tracking_uri)
-    candidate = _version_from(
-        client.get_model_version(model_name, str(version)), champion_version=None
-    )
+    client.get_model_version(model_name, str(version))  # raises when it does not exist
+    for key, value in {
+        PROMOTED_BY_TAG: approved_by,
+        PROMOTION_REASON_TAG: reason,
+        PROMOTED_AT_TAG: datetime.now(UTC).isoformat(timespec="seconds"),
+        PROMOTION_EVIDENCE_TAG: json.dumps(evidence or {}, sort_keys=True),
+    }.items():
+        client.set_model_version_tag(model_name, str(version), key, value)
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(version))
+
+
+def version_info(model_name: str, version: int, *, tracking_uri: str) -> RegisteredModelVersion:
+    """One registered version (raises ModelNotRegistered when there is none)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        model_version = client.get_model_version(model_name, str(version))
+    except MlflowException as error:
+        raise ModelNotRegistered(f"{model_name} version {version} is not registered") from error
     champion = _champion(client, model_name)
-    if champion is not None and int(champion.version) == candidate.version:
-        return True
-    if not force and champion is not None:
-        current = _version_from(champion, champion_version=int(champion.version))
-        comparable = (
-            current.validation_metric == candidate.validation_metric
-            and current.validation_score is not None
-            and candidate.validation_score is not None
-        )
-        if not comparable or candidate.validation_score <= current.validation_score:
-            return False
-    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(candidate.version))
-    return True
+    return _version_from(model_version, champion_version=int(champion.version) if champion else None)
 
 
 def _artifact_location(model_version, *, tracking_uri: str) -> str:
@@ -302,6 +320,7 @@ def _load(model_version, *, tracking_uri: str) -> LoadedModel:
         version=int(model_version.version),
         preprocessing_config=PreprocessingConfig.from_dict(json.loads(tags[PREPROCESSING_TAG])),
         is_demo=tags.get(DEMO_TAG) == "true",
+        temperature=float(tags.get(TEMPERATURE_TAG, 1.0)),
     )
 
 

@@ -1,9 +1,10 @@
 """Queueing and running analyses.
 
-Nothing here imports TensorFlow at module level: the champion model versions are read from the
-MLflow registry through an alias lookup (``ml.registry.champion_version``), which touches only the
-tracking store, on an ``ingest`` worker. The heavy work happens in ``ml.tasks.analyse_series`` on
-the ``gpu`` queue.
+Nothing here imports TensorFlow at module level: when an analysis is queued, the champion model
+versions are read from the MLflow registry through an alias lookup
+(``ml.registry.champion_version``), which touches only the tracking store, on an ``ingest`` worker,
+and recorded on the analysis. The heavy work happens in ``ml.tasks.analyse_series`` on the ``gpu``
+queue, which loads those recorded versions by number.
 """
 
 import logging
@@ -372,11 +373,36 @@ def _masks_npz(masks):
     return buffer.getvalue()
 
 
+def _run_recorded_versions(analysis, loaded, *, engine, heartbeat):
+    """Run exactly the model versions the analysis recorded when it was queued.
+
+    A champion promoted while the analysis waited does not change what runs, so the versions named
+    on the analysis (and in its report) are the ones that produced its results.
+    """
+    from ml.inference import ModelVersionKey
+    from ml.registry import ModelNotRegistered
+
+    try:
+        return engine.run_series(
+            loaded.arrays,
+            source=loaded.source,
+            classifier=ModelVersionKey(analysis.classifier_name, int(analysis.classifier_version)),
+            segmenter=ModelVersionKey(analysis.segmenter_name, int(analysis.segmenter_version)),
+            progress=lambda done, total: heartbeat(done),
+        )
+    except ModelNotRegistered as error:
+        raise AnalysisFailed(
+            f"The model versions this analysis was queued with are no longer available ({error}). "
+            "Choose Reanalyse to run the current models."
+        ) from error
+
+
 def run_analysis(*, analysis_id, engine):
     """Analyse one claimed analysis end to end and store its results (see ml.tasks.analyse_series).
 
-    Progress (slices done, heartbeat) is committed after each batch. The results are written in one
-    transaction at the end, which also queues the report draft on commit.
+    Runs the model versions recorded on the analysis and never rewrites them. Progress (slices done,
+    heartbeat) is committed after each batch. The results are written in one transaction at the
+    end, which also queues the report draft on commit.
     """
     from ml.measurements import measure_lesions
     from ml.overlays import choose_key_slices, outline_overlay_png
@@ -399,9 +425,7 @@ def run_analysis(*, analysis_id, engine):
     loaded = load_series_slices(analysis, heartbeat=heartbeat)
     timings["load"] = round(time.perf_counter() - clock, 3)
 
-    prediction = engine.run_series(
-        loaded.arrays, source=loaded.source, progress=lambda done, total: heartbeat(done)
-    )
+    prediction = _run_recorded_versions(analysis, loaded, engine=engine, heartbeat=heartbeat)
     timings.update({stage: round(seconds, 3) for stage, seconds in prediction.timings.items()})
 
     clock = time.perf_counter()
@@ -444,13 +468,9 @@ def run_analysis(*, analysis_id, engine):
         locked.masks_file = analysis.masks_file.name
         locked.predicted_class = prediction.series_class
         locked.class_probabilities = {name: float(p) for name, p in prediction.series_probabilities.items()}
+        locked.indeterminate_reason = prediction.indeterminate_reason
         locked.slice_probabilities = [[round(float(p), 6) for p in row] for row in slice_probabilities]
         locked.measurements = measurements
-        locked.classifier_name = prediction.classifier.name
-        locked.classifier_version = str(prediction.classifier.version)
-        locked.segmenter_name = prediction.segmenter.name
-        locked.segmenter_version = str(prediction.segmenter.version)
-        locked.is_demo_model = prediction.classifier.is_demo or prediction.segmenter.is_demo
         locked.slices_total = locked.slices_done = len(loaded.arrays)
         locked.status = AnalysisStatus.SUCCEEDED
         locked.failure_reason = ""
@@ -484,6 +504,7 @@ def series_progress(series, analysis):
         "slices_total": series.slices_total,
         "failure_reason": series.status_reason if series.status == SeriesStatus.FAILED else "",
         "predicted_class": analysis.predicted_class if finished else "",
+        "is_indeterminate": bool(finished and analysis.is_indeterminate),
         "is_demo_model": bool(analysis and analysis.is_demo_model),
         "analysis_id": analysis.pk if analysis else None,
         "generation": analysis.generation if analysis else None,

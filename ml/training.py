@@ -3,13 +3,12 @@
 Public interface (plain functions; the management commands are thin wrappers around them):
     train_classifier(*, data_dir, tracking_uri, input_size=224, epochs=20, fine_tune_epochs=10,
                      batch_size=16, learning_rate=1e-4, fine_tune_learning_rate=1e-5,
-                     base_weights_path=None, promote=False, keep_existing_champion=False,
-                     demo=False, patience=5, seed=0, augment=True, artifact_location=None)
+                     base_weights_path=None, demo=False, patience=5, seed=0, augment=True,
+                     artifact_location=None)
                      -> RegisteredModelVersion
     train_segmenter(*, data_dir, tracking_uri, input_size=128, depth=4, base_filters=32,
-                    epochs=30, batch_size=16, learning_rate=1e-3, promote=False,
-                    keep_existing_champion=False, demo=False, patience=5, seed=0, augment=True,
-                    validation_fraction=0.2, test_fraction=0.2, artifact_location=None)
+                    epochs=30, batch_size=16, learning_rate=1e-3, demo=False, patience=5, seed=0,
+                    augment=True, validation_fraction=0.2, test_fraction=0.2, artifact_location=None)
                     -> RegisteredModelVersion
     bootstrap_demo_models(*, tracking_uri, work_dir, artifact_location=None, seed=0)
         -> tuple[RegisteredModelVersion, RegisteredModelVersion]
@@ -42,13 +41,31 @@ Augmentation (training batches only): horizontal flips, small rotations (about +
 intensity jitter (+-10 % contrast, +-0.05 offset); masks get the same flips and rotations as their
 images. Early stopping watches the validation loss and restores the best weights.
 
-Logged per run: parameters, per-epoch training and validation loss and metrics, and on the test
-split accuracy, per-class precision/recall/F1/sensitivity/specificity, macro AUC-ROC, the
-confusion matrix and ROC curves (PNG artifacts) for the classifier; Dice and IoU, mean and per
-patient, for the segmenter. The validation metric that decides promotion is accuracy for the
-classifier and Dice for the segmenter. After registering, the new version becomes champion when
-it beats the champion (``ml.registry.promote_if_better``), always with ``promote=True``, and never
-while another champion exists with ``keep_existing_champion=True`` (demo models).
+Reproducibility: ``seed`` seeds Python, NumPy and TensorFlow, turns TensorFlow's op determinism on,
+and drives the patient split, the shuffling, the augmentation (stateless random operations keyed by
+seeds drawn from it) and the initialisation (every VGG16 layer its own seed derived from it, see
+``ml.networks.layer_seed``). Two runs with the same seed and data give the same metrics on CPU.
+The library versions are logged with each run.
+
+Guards: a run whose loss becomes NaN or infinite (training stops at once), whose training loss
+ends more than ``DIVERGENCE_FACTOR`` times higher than it started, or whose outputs on the
+validation or test images contain NaN raises ``TrainingFailed`` and registers nothing (the MLflow
+run stays, marked failed, with the reason). A class folder that names no known class is a
+``TrainingDataError``.
+
+Calibration: the classifier's temperature (``ml.calibration``) is fitted on the validation split,
+stored with the version (``temperature`` tag) and applied before its validation and test metrics.
+
+Evaluation (``ml.evaluation``, the same protocol as promotion): the classifier's accuracy,
+per-class precision/recall/F1/sensitivity/specificity, macro AUC-ROC, expected calibration error,
+the confusion matrix and ROC curves (PNG artifacts); the segmenter's Dice and IoU per patient volume
+at the images' own resolution, with a 95 % bootstrap interval and the false-positive rate on
+lesion-free volumes. The validation score (accuracy, Dice) is recorded on the version for
+information only.
+
+Promotion is a person's decision, never the training run's: ``ml.promotion`` scores the new
+version and the champion on one frozen evaluation set (``manage.py promote_model``). The one
+exception is a fresh installation: a demo model becomes champion where no champion exists.
 """
 
 from __future__ import annotations
@@ -60,21 +77,26 @@ from pathlib import Path
 import numpy as np
 
 from imaging.pixels import grey_from_image
-from ml.labels import CLASS_NAMES, class_name_from_folder
-from ml.metrics import (
-    classification_metrics,
-    plot_confusion_matrix,
-    plot_roc_curves,
-    segmentation_metrics,
+from ml.calibration import apply_temperature, fit_temperature
+from ml.evaluation import (
+    SEGMENTATION,
+    EvaluationCase,
+    evaluate_model,
+    evaluation_set_from_cases,
+    score_classification,
 )
+from ml.labels import CLASS_NAMES, class_name_from_folder
+from ml.metrics import plot_confusion_matrix, plot_roc_curves
 from ml.preprocessing import PreprocessingConfig, prepare_batch, prepare_mask
 from ml.registry import (
+    AUTOMATIC_APPROVAL,
     CLASSIFIER_MODEL_NAME,
     SEGMENTER_MODEL_NAME,
+    TEMPERATURE_TAG,
     RegisteredModelVersion,
     champion_version,
     ensure_experiment,
-    promote_if_better,
+    promote_version,
     register_keras_model,
     using_tracking_store,
 )
@@ -86,6 +108,17 @@ MASK_THRESHOLD = 0.5
 
 class TrainingDataError(Exception):
     """The training folder does not have the expected layout."""
+
+
+class TrainingFailed(Exception):
+    """The run finished but its model must not be registered (diverged, or outputs not numbers).
+
+    The MLflow run is kept, marked failed, with the reason in its ``not_registered_reason`` tag.
+    """
+
+
+#: A run whose last epoch's training loss exceeds its first epoch's by this factor diverged.
+DIVERGENCE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +169,14 @@ def load_classification_split(split_dir: str | Path) -> tuple[list[np.ndarray], 
     split_dir = Path(split_dir)
     images, labels = [], []
     for class_directory in sorted(path for path in split_dir.iterdir() if path.is_dir()):
-        label = CLASS_NAMES.index(class_name_from_folder(class_directory.name))
+        try:
+            label = CLASS_NAMES.index(class_name_from_folder(class_directory.name))
+        except ValueError as error:
+            raise TrainingDataError(
+                f"{class_directory}: the folder name does not name a known class. Class folders must be "
+                f"named after one of {', '.join(CLASS_NAMES)} (or the public chest CT-scan set's names for "
+                "them); rename or remove this folder."
+            ) from error
         for path in _image_files(class_directory):
             images.append(grey_from_image(path))
             labels.append(label)
@@ -180,31 +220,54 @@ def _split_patients(
     return train, validation, test
 
 
-def _augmenter(*, seed: int, with_mask: bool):
-    """A function for ``tf.data.Dataset.map`` that augments one training batch."""
+def _augmenter(*, with_mask: bool):
+    """A function for ``tf.data.Dataset.map`` that augments one training batch.
+
+    Stateless random operations keyed by per-batch seed pairs (drawn from a dataset seeded with the
+    run's ``--seed``), so the same seed gives the same augmentation whatever thread runs the map.
+    """
     import keras
     import tensorflow as tf
 
-    geometry = keras.Sequential(
-        [keras.layers.RandomFlip("horizontal", seed=seed),
-         keras.layers.RandomRotation(0.015, fill_mode="nearest", seed=seed)]
-    )
+    def rotate(stack, angles):
+        """Rotate each image about its centre by ``angles`` (radians), edges repeated."""
+        height = tf.cast(tf.shape(stack)[1], tf.float32)
+        width = tf.cast(tf.shape(stack)[2], tf.float32)
+        cos, sin = tf.cos(angles), tf.sin(angles)
+        centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+        zeros = tf.zeros_like(angles)
+        transforms = tf.stack([
+            cos, -sin, centre_x - cos * centre_x + sin * centre_y,
+            sin, cos, centre_y - sin * centre_x - cos * centre_y,
+            zeros, zeros,
+        ], axis=1)
+        return keras.ops.image.affine_transform(stack, transforms, interpolation="bilinear",
+                                                fill_mode="nearest")
 
-    def jitter(images):
+    def geometry(stack, seeds):
+        batch = tf.shape(stack)[0]
+        flip = tf.random.stateless_uniform((batch, 1, 1, 1), seed=seeds[0]) < 0.5
+        stack = tf.where(flip, tf.reverse(stack, axis=[2]), stack)
+        angles = tf.random.stateless_uniform((batch,), seed=seeds[1], minval=-0.0942, maxval=0.0942)
+        return rotate(stack, angles)
+
+    def jitter(images, seeds):
         batch = tf.shape(images)[0]
-        contrast = tf.random.uniform((batch, 1, 1, 1), 0.9, 1.1)
-        offset = tf.random.uniform((batch, 1, 1, 1), -0.05, 0.05)
+        contrast = tf.random.stateless_uniform((batch, 1, 1, 1), seed=seeds[2], minval=0.9, maxval=1.1)
+        offset = tf.random.stateless_uniform((batch, 1, 1, 1), seed=seeds[3], minval=-0.05, maxval=0.05)
         return images * contrast + offset
 
     if with_mask:
-        def augment(images, masks):
+        def augment(batch, seeds):
+            images, masks = batch
             channels = tf.shape(images)[-1]
-            stacked = geometry(tf.concat([images, masks], axis=-1), training=True)
+            stacked = geometry(tf.concat([images, masks], axis=-1), seeds)
             augmented_masks = tf.cast(stacked[..., channels:] >= MASK_THRESHOLD, tf.float32)
-            return jitter(stacked[..., :channels]), augmented_masks
+            return jitter(stacked[..., :channels], seeds), augmented_masks
     else:
-        def augment(images, labels):
-            return jitter(geometry(images, training=True)), labels
+        def augment(batch, seeds):
+            images, labels = batch
+            return jitter(geometry(images, seeds), seeds), labels
     return augment
 
 
@@ -215,8 +278,11 @@ def _training_dataset(inputs, targets, *, batch_size, seed, augment, with_mask):
     dataset = dataset.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augment:
-        dataset = dataset.map(_augmenter(seed=seed, with_mask=with_mask),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        # Four stateless seed pairs per batch, new each epoch, all following the run's seed.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(8).map(
+            lambda values: tf.reshape(values, (4, 2)))
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            _augmenter(with_mask=with_mask), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -235,12 +301,12 @@ def _mlflow_epoch_logger(*, step_offset: int):
     return MlflowEpochLogger()
 
 
-def _fit(model, train, validation, *, epochs, patience, step_offset) -> int:
-    """Fit with early stopping on validation loss; returns the number of epochs run."""
+def _fit(model, train, validation, *, epochs, patience, step_offset) -> dict[str, list[float]]:
+    """Fit with early stopping on validation loss; returns the per-epoch history (empty if no epochs)."""
     import keras
 
     if epochs <= 0:
-        return 0
+        return {}
     history = model.fit(
         train,
         validation_data=validation,
@@ -248,24 +314,73 @@ def _fit(model, train, validation, *, epochs, patience, step_offset) -> int:
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=0,
         callbacks=[
+            keras.callbacks.TerminateOnNaN(),
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True
             ),
             _mlflow_epoch_logger(step_offset=step_offset),
         ],
     )
-    return len(history.history.get("loss", []))
+    return {name: [float(value) for value in values] for name, values in history.history.items()}
+
+
+def _refuse_unsound_run(*, histories: list[dict], outputs_nan: bool) -> None:
+    """Raise TrainingFailed (and tag the active run) when the model must not be registered."""
+    import mlflow
+
+    reason = None
+    losses = [value for history in histories for value in history.get("loss", [])]
+    validation_losses = [value for history in histories for value in history.get("val_loss", [])]
+    if not np.isfinite(losses + validation_losses).all():
+        reason = "the training or validation loss became NaN or infinite"
+    elif losses and losses[-1] > DIVERGENCE_FACTOR * losses[0]:
+        reason = (f"the training loss diverged (first epoch {losses[0]:.4g}, last {losses[-1]:.4g}, "
+                  f"more than {DIVERGENCE_FACTOR:g} times higher)")
+    elif outputs_nan:
+        reason = "the model's outputs on the validation or test images contain NaN"
+    if reason is not None:
+        mlflow.set_tag("not_registered_reason", reason)
+        raise TrainingFailed(f"The model was not registered: {reason}. Lower the learning rate or check the data.")
 
 
 def _set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow from the run's seed and make TensorFlow's ops deterministic."""
     import keras
+    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _log_environment() -> None:
+    """The library versions that produced the model, logged with the run."""
+    import platform
+
+    import keras
+    import mlflow
+    import tensorflow as tf
+
+    mlflow.log_params({"python_version": platform.python_version(), "tensorflow_version": tf.__version__,
+                       "keras_version": keras.__version__, "numpy_version": np.__version__})
+
+
+def _log_evaluation_input(evaluation_set, *, context: str) -> None:
+    """Name the set a score was measured on (its content hash) in the active run."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    mlflow.log_input(
+        MetaDataset(resolve_dataset_source(evaluation_set.source_uri), name=context,
+                    digest=evaluation_set.manifest_hash[:32]),
+        context=context,
+    )
 
 
 def _flat_classification_metrics(metrics: dict, *, prefix: str) -> dict[str, float]:
     flat = {f"{prefix}accuracy": metrics["accuracy"],
-            f"{prefix}macro_auc_roc": metrics["macro_auc_roc"]}
+            f"{prefix}macro_auc_roc": metrics["macro_auc_roc"],
+            f"{prefix}expected_calibration_error": metrics["expected_calibration_error"]}
     for class_name, values in metrics["per_class"].items():
         for name, value in values.items():
             flat[f"{prefix}{class_name}_{name}"] = float(value)
@@ -313,8 +428,6 @@ def train_classifier(
     learning_rate: float = 1e-4,
     fine_tune_learning_rate: float = 1e-5,
     base_weights_path: str | Path | None = None,
-    promote: bool = False,
-    keep_existing_champion: bool = False,
     demo: bool = False,
     patience: int = 5,
     seed: int = 0,
@@ -333,7 +446,7 @@ def train_classifier(
     splits, test_split_name = _classification_splits(Path(data_dir), config=config, seed=seed)
 
     _set_seed(seed)
-    model = build_classifier(input_size=input_size, base_weights_path=base_weights_path)
+    model = build_classifier(input_size=input_size, base_weights_path=base_weights_path, seed=seed)
     base = model.get_layer(VGG16_BASE_NAME)
     train = _training_dataset(*splits["train"], batch_size=batch_size, seed=seed,
                               augment=augment, with_mask=False)
@@ -353,28 +466,31 @@ def train_classifier(
             "train_images": len(splits["train"][1]), "valid_images": len(splits["valid"][1]),
             "test_images": len(splits["test"][1]),
         })
+        _log_environment()
         base.trainable = base_weights_path is None
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        head_epochs = _fit(model, train, validation, epochs=epochs, patience=patience,
-                           step_offset=0)
-        if fine_tune_epochs > 0:
+        histories = [_fit(model, train, validation, epochs=epochs, patience=patience, step_offset=0)]
+        if fine_tune_epochs > 0 and np.isfinite(histories[0].get("loss", [0.0])).all():
             base.trainable = True
             for layer in base.layers:
                 layer.trainable = layer.name.startswith(FINE_TUNED_BLOCK_PREFIX)
             model.compile(optimizer=keras.optimizers.Adam(fine_tune_learning_rate),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            _fit(model, train, validation, epochs=fine_tune_epochs, patience=patience,
-                 step_offset=head_epochs)
+            histories.append(_fit(model, train, validation, epochs=fine_tune_epochs, patience=patience,
+                                  step_offset=len(histories[0].get("loss", []))))
 
-        validation_metrics = classification_metrics(
-            validation[1], model.predict(validation[0], batch_size=batch_size, verbose=0),
-            class_names=CLASS_NAMES,
-        )
+        validation_probabilities = model.predict(validation[0], batch_size=batch_size, verbose=0)
         test_inputs, test_labels = splits["test"]
         test_probabilities = model.predict(test_inputs, batch_size=batch_size, verbose=0)
-        test_metrics = classification_metrics(test_labels, test_probabilities,
-                                              class_names=CLASS_NAMES)
+        _refuse_unsound_run(histories=histories, outputs_nan=not (
+            np.isfinite(validation_probabilities).all() and np.isfinite(test_probabilities).all()))
+        temperature = fit_temperature(validation[1], validation_probabilities)
+        validation_probabilities = apply_temperature(validation_probabilities, temperature)
+        test_probabilities = apply_temperature(test_probabilities, temperature)
+        mlflow.log_metric("temperature", temperature)
+        validation_metrics = score_classification(validation[1], validation_probabilities).metrics
+        test_metrics = score_classification(test_labels, test_probabilities).metrics
         mlflow.log_metrics(_flat_classification_metrics(validation_metrics, prefix="validation_"))
         mlflow.log_metrics(_flat_classification_metrics(test_metrics, prefix="test_"))
         mlflow.log_dict(test_metrics, "evaluation/test_metrics.json")
@@ -389,12 +505,9 @@ def train_classifier(
         registered = register_keras_model(
             model=model, model_name=CLASSIFIER_MODEL_NAME, preprocessing_config=config,
             validation_metric="accuracy", validation_score=validation_metrics["accuracy"],
-            tracking_uri=tracking_uri, is_demo=demo,
+            tracking_uri=tracking_uri, is_demo=demo, tags={TEMPERATURE_TAG: repr(temperature)},
         )
-    is_champion = _decide_champion(
-        model_name=CLASSIFIER_MODEL_NAME, version=registered.version, tracking_uri=tracking_uri,
-        promote=promote, keep_existing_champion=keep_existing_champion,
-    )
+    is_champion = _champion_if_first_demo(registered, tracking_uri=tracking_uri)
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)
 
 
@@ -414,8 +527,6 @@ def train_segmenter(
     epochs: int = 30,
     batch_size: int = 16,
     learning_rate: float = 1e-3,
-    promote: bool = False,
-    keep_existing_champion: bool = False,
     demo: bool = False,
     patience: int = 5,
     seed: int = 0,
@@ -449,6 +560,12 @@ def train_segmenter(
         [pair for name in validation_names for pair in patients[name]], config=config,
         source=source)
 
+    def volumes(names, context):
+        cases = [EvaluationCase(name=name, slices=[image for image, _ in patients[name]], source=source,
+                                masks=np.stack([mask for _, mask in patients[name]])) for name in names]
+        return evaluation_set_from_cases(SEGMENTATION, cases,
+                                         source_uri=f"{Path(data_dir).resolve().as_uri()}#{context}")
+
     _set_seed(seed)
     model = build_segmenter(input_size=input_size, depth=depth, base_filters=base_filters)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce_loss,
@@ -467,49 +584,36 @@ def train_segmenter(
             "train_patients": len(train_names), "validation_patients": len(validation_names),
             "test_patients": len(test_names), "train_slices": len(train_inputs),
         })
+        _log_environment()
         mlflow.log_dict({"train": train_names, "validation": validation_names,
                          "test": test_names}, "evaluation/patient_split.json")
-        _fit(model, train, validation, epochs=epochs, patience=patience, step_offset=0)
+        history = _fit(model, train, validation, epochs=epochs, patience=patience, step_offset=0)
 
-        def predicted_masks(inputs):
-            return model.predict(inputs, batch_size=batch_size, verbose=0)[..., 0] >= MASK_THRESHOLD
-
-        validation_dice = segmentation_metrics(
-            validation[1][..., 0] > 0, predicted_masks(validation[0]))["dice"]
-        true_volumes, predicted_volumes = [], []
-        for name in test_names:
-            inputs, masks = _stack_pairs(patients[name], config=config, source=source)
-            true_volumes.append((masks[..., 0] > 0).ravel())
-            predicted_volumes.append(predicted_masks(inputs).ravel())
-        # Dice and IoU per case: each test patient's slices scored as one volume.
-        test_metrics = {
-            "patients": test_names,
-            **{name: value for name, value in zip(
-                ("dice", "iou", "dice_per_case", "iou_per_case"),
-                _per_case_metrics(true_volumes, predicted_volumes), strict=True)},
-        }
-        mlflow.log_metrics({"validation_dice": validation_dice, "test_dice": test_metrics["dice"],
-                            "test_iou": test_metrics["iou"]})
+        # Validation and test are scored alike: per patient volume, at the images' own resolution.
+        validation_set, test_set = volumes(validation_names, "validation"), volumes(test_names, "test")
+        validation_result = evaluate_model(model, config=config, evaluation_set=validation_set,
+                                           batch_size=batch_size)
+        test_result = evaluate_model(model, config=config, evaluation_set=test_set, batch_size=batch_size)
+        _refuse_unsound_run(histories=[history], outputs_nan=bool(
+            np.isnan(validation_result.per_case).any() or np.isnan(test_result.per_case).any()))
+        for evaluation_set, context in ((validation_set, "validation"), (test_set, "test")):
+            _log_evaluation_input(evaluation_set, context=context)
+        test_metrics = {"patients": test_names, **test_result.metrics,
+                        "dice_interval_95": list(test_result.interval)}
+        mlflow.log_metrics({name: value for name, value in {
+            "validation_dice": validation_result.score, "test_dice": test_result.score,
+            "test_iou": test_result.metrics["iou"],
+            "test_dice_ci95_low": test_result.interval[0], "test_dice_ci95_high": test_result.interval[1],
+            "test_false_positive_rate_lesion_free": test_result.metrics["false_positive_rate_lesion_free"],
+        }.items() if not np.isnan(value)})
         mlflow.log_dict(test_metrics, "evaluation/test_metrics.json")
         registered = register_keras_model(
             model=model, model_name=SEGMENTER_MODEL_NAME, preprocessing_config=config,
-            validation_metric="dice", validation_score=validation_dice,
+            validation_metric="dice", validation_score=validation_result.score,
             tracking_uri=tracking_uri, is_demo=demo,
         )
-    is_champion = _decide_champion(
-        model_name=SEGMENTER_MODEL_NAME, version=registered.version, tracking_uri=tracking_uri,
-        promote=promote, keep_existing_champion=keep_existing_champion,
-    )
+    is_champion = _champion_if_first_demo(registered, tracking_uri=tracking_uri)
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)
-
-
-def _per_case_metrics(true_volumes, predicted_volumes):
-    dice, iou = [], []
-    for truth, predicted in zip(true_volumes, predicted_volumes, strict=True):
-        metrics = segmentation_metrics(truth[np.newaxis], predicted[np.newaxis])
-        dice.append(metrics["dice"])
-        iou.append(metrics["iou"])
-    return float(np.mean(dice)), float(np.mean(iou)), dice, iou
 
 
 def bootstrap_demo_models(
@@ -535,24 +639,28 @@ def bootstrap_demo_models(
     classifier = train_classifier(
         data_dir=classification_dir, tracking_uri=tracking_uri, input_size=32, epochs=12,
         fine_tune_epochs=1, batch_size=16, learning_rate=1e-4, demo=True, patience=4,
-        keep_existing_champion=True, seed=seed, artifact_location=artifact_location,
+        seed=seed, artifact_location=artifact_location,
     )
     segmenter = train_segmenter(
         data_dir=segmentation_dir, tracking_uri=tracking_uri, input_size=64, depth=3,
         base_filters=16, epochs=30, batch_size=8, learning_rate=3e-3, demo=True, patience=8,
-        keep_existing_champion=True, seed=seed, artifact_location=artifact_location,
+        seed=seed, artifact_location=artifact_location,
     )
     return classifier, segmenter
 
 
-def _decide_champion(
-    *, model_name: str, version: int, tracking_uri: str, promote: bool,
-    keep_existing_champion: bool,
-) -> bool:
-    """Apply the promotion rule after registering; returns whether ``version`` is champion."""
-    if keep_existing_champion:
-        current = champion_version(model_name, tracking_uri=tracking_uri)
-        if current is not None:
-            return current.version == version
-    return promote_if_better(model_name=model_name, version=version, tracking_uri=tracking_uri,
-                             force=promote)
+def _champion_if_first_demo(registered: RegisteredModelVersion, *, tracking_uri: str) -> bool:
+    """Training never moves an existing champion: promotion is a person's decision (``promote_model``).
+
+    The one exception installs the portal: a demo model becomes champion where none exists, so a
+    fresh installation can analyse phantoms at once. A real model is never promoted without approval.
+    Returns whether ``registered`` is the champion afterwards.
+    """
+    current = champion_version(registered.name, tracking_uri=tracking_uri)
+    if current is not None:
+        return current.version == registered.version
+    if not registered.is_demo:
+        return False
+    promote_version(model_name=registered.name, version=registered.version, tracking_uri=tracking_uri,
+                    approved_by=AUTOMATIC_APPROVAL, reason="first demo model of a new installation")
+    return True

@@ -15,6 +15,8 @@ KEY_IMAGE_MAX_SIDE = 512
 #: Scale bar lengths to choose from, in mm: the longest that fits in a quarter of the image width.
 SCALE_BAR_LENGTHS_MM = (100, 50, 20, 10, 5, 2, 1)
 KEY_IMAGE_SCHEME = "key-image:"
+#: What a report says instead of a class when the AI result cannot be relied on (ml.calibration).
+INDETERMINATE_LABEL = "Indeterminate"
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Finding:
     notes: list
     model_line: str
     is_demo_model: bool
+    #: Why the AI result is indeterminate, in words for the doctor; "" when it is not.
+    indeterminate_reason: str = ""
 
 
 def format_number(value, digits=1):
@@ -108,7 +112,11 @@ def measurement_rows(measurements):
     slice_text = f"slice {largest_slice + 1}"
     if location is not None:
         slice_text += f" (location {location:.1f} mm)"
-    return [
+    rows = []
+    lesion_count = measurements.get("lesion_count")
+    if lesion_count:
+        rows.append(("Separate lesions", f"{lesion_count} (measured as 3D connected regions)"))
+    return rows + [
         ("Lesion volume", f"{format_number(volume)} mL" if physical and volume is not None else "not measurable"),
         ("Largest diameter", f"{format_number(diameter)} {'mm' if physical else 'pixels'}" if diameter else "—"),
         ("Largest lesion area", f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}"),
@@ -124,13 +132,17 @@ def build_finding(analysis):
         )
         for name, label in CLASS_LABELS.items()
     ]
+    notes = list(analysis.measurements.get("notes", [])) if analysis.measurements else []
+    if analysis.is_indeterminate:
+        notes.insert(0, analysis.indeterminate_reason)
     return Finding(
         analysis=analysis,
         series=analysis.series,
-        ai_class_label=class_label(analysis.predicted_class),
+        ai_class_label=INDETERMINATE_LABEL if analysis.is_indeterminate else class_label(analysis.predicted_class),
         probabilities=probabilities,
         measurements=measurement_rows(analysis.measurements),
-        notes=list(analysis.measurements.get("notes", [])) if analysis.measurements else [],
+        notes=notes,
+        indeterminate_reason=analysis.indeterminate_reason,
         model_line=(
             f"{analysis.classifier_name} {analysis.classifier_version}, "
             f"{analysis.segmenter_name} {analysis.segmenter_version}"
@@ -227,7 +239,6 @@ def report_context(version, *, with_pixels=False):
         build_key_image(key_image, with_pixels=with_pixels)
         for key_image in version.key_images().select_related("analysis__series")[:MAX_KEY_IMAGES]
     ]
-    ai_classes = {analysis.predicted_class for analysis in analyses}
     return {
         "version": version,
         "report": report,
@@ -237,7 +248,7 @@ def report_context(version, *, with_pixels=False):
         "series_list": [finding.series for finding in findings],
         "findings": findings,
         "key_images": key_images,
-        "ai_class_labels": sorted(class_label(name) for name in ai_classes),
+        "ai_class_labels": sorted({finding.ai_class_label for finding in findings}),
         "is_demo_model": any(finding.is_demo_model for finding in findings),
         "previous_version": report.versions.filter(number__lt=version.number).order_by("-number").first(),
         "generated_at": timezone.now(),

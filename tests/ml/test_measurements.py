@@ -77,7 +77,8 @@ def test_without_pixel_spacing_reports_pixels():
     assert result.volume_ml is None
     assert result.lesion_voxel_count == 30
     assert result.area_per_slice == [0.0, 30.0]
-    assert result.largest_diameter == pytest.approx(math.hypot(3, 10))
+    # Between the centres of the corner pixels: 2 rows and 9 columns apart.
+    assert result.largest_diameter == pytest.approx(math.hypot(2, 9))
     assert result.largest_area_slice_index == 1
 
 
@@ -85,7 +86,7 @@ def test_anisotropic_pixels_scale_each_axis():
     masks = np.zeros((1, 20, 20), dtype=bool)
     masks[0, 10, 2:12] = True  # one row, ten columns
     result = measure_lesions(masks, pixel_spacing=(2.0, 0.5))
-    assert result.largest_diameter == pytest.approx(math.hypot(10 * 0.5, 1 * 2.0))
+    assert result.largest_diameter == pytest.approx(9 * 0.5)
     assert result.area_per_slice == [pytest.approx(10 * 1.0)]
 
 
@@ -95,3 +96,72 @@ def test_empty_masks():
     assert result.volume_ml == 0.0
     assert result.largest_diameter is None
     assert result.largest_area_slice_index is None
+
+
+def ball(shape, *, centre, radius):
+    slices, rows, columns = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return ((slices - centre[0]) ** 2 + (rows - centre[1]) ** 2 + (columns - centre[2]) ** 2) <= radius**2
+
+
+@pytest.mark.parametrize("radius_mm", [3.0, 6.0, 15.0])
+def test_phantom_sphere_diameter_and_volume_within_three_percent(radius_mm):
+    spacing = 0.5  # isotropic voxels, so the sphere is a sphere in pixels too
+    radius = radius_mm / spacing
+    size = int(2 * radius) + 9
+    centre = (size // 2, size // 2 + 0.3, size // 2 - 0.2)  # not on the pixel grid
+    masks = ball((size, size, size), centre=centre, radius=radius)
+    result = measure_lesions(masks, pixel_spacing=(spacing, spacing),
+                             image_positions=positions(np.arange(size) * spacing), image_orientation=AXIAL)
+    assert result.largest_diameter == pytest.approx(2 * radius_mm, rel=0.03)
+    assert result.volume_ml == pytest.approx(4 / 3 * math.pi * radius_mm**3 / 1000, rel=0.03)
+    assert result.lesion_count == 1 and result.lesions[0]["largest_diameter"] == result.largest_diameter
+
+
+def test_slices_given_out_of_order_are_sorted_by_position():
+    masks = np.zeros((4, 16, 16), dtype=bool)
+    masks[1, 4:8, 4:8] = True
+    masks[2, 4:8, 4:8] = True
+    z_values = [0.0, 2.0, 4.0, 8.0]  # 8 mm alone at the end
+    in_order = measure_lesions(masks, pixel_spacing=(1, 1), image_positions=positions(z_values),
+                               image_orientation=AXIAL)
+    shuffle = [3, 1, 0, 2]
+    shuffled = measure_lesions(masks[shuffle], pixel_spacing=(1, 1),
+                               image_positions=positions([z_values[index] for index in shuffle]),
+                               image_orientation=AXIAL)
+    assert shuffled.volume_ml == pytest.approx(in_order.volume_ml)
+    assert shuffled.lesion_count == in_order.lesion_count == 1
+    # Indices refer to the caller's order.
+    assert shuffled.area_per_slice == [in_order.area_per_slice[index] for index in shuffle]
+    assert sorted(shuffled.lesions[0]["slice_indices"]) == [1, 3]
+
+
+def test_two_slices_at_one_position_are_refused():
+    with pytest.raises(ValueError, match="same position"):
+        measure_lesions(np.ones((3, 4, 4), dtype=bool), pixel_spacing=(1, 1),
+                        image_positions=positions([0.0, 2.0, 2.0]), image_orientation=AXIAL)
+
+
+def test_each_3d_lesion_is_a_row_of_its_own():
+    masks = np.zeros((5, 32, 32), dtype=bool)
+    masks[0:3, 2:6, 2:6] = True  # 3 slices x 16 pixels, touching across slices
+    masks[3, 3:5, 3:5] = True  # diagonal neighbour in the next slice: same lesion
+    masks[1, 20:30, 20:22] = True  # a second, separate lesion on slice 1
+    result = measure_lesions(masks, pixel_spacing=(1, 1), image_positions=positions(range(5)),
+                             image_orientation=AXIAL)
+    assert result.lesion_count == 2
+    first, second = result.lesions
+    assert (first["voxel_count"], first["slice_indices"]) == (52, [0, 1, 2, 3])
+    assert (second["voxel_count"], second["slice_indices"]) == (20, [1])
+    assert second["largest_diameter"] == pytest.approx(math.hypot(1, 9))
+    assert result.largest_diameter == second["largest_diameter"]
+    assert first["volume_ml"] + second["volume_ml"] == pytest.approx(result.volume_ml)
+
+
+def test_irregular_slice_spacing_is_flagged():
+    masks = np.ones((4, 4, 4), dtype=bool)
+    regular = measure_lesions(masks, pixel_spacing=(1, 1), image_positions=positions([0, 2, 4, 6]),
+                              image_orientation=AXIAL)
+    gap = measure_lesions(masks, pixel_spacing=(1, 1), image_positions=positions([0, 2, 4, 10]),
+                          image_orientation=AXIAL)
+    assert not regular.irregular_slice_spacing
+    assert gap.irregular_slice_spacing and any("irregular" in note for note in gap.notes)

@@ -8,10 +8,13 @@ from sklearn import metrics as reference
 
 from ml.metrics import (
     auc_roc,
+    bootstrap_interval,
     classification_metrics,
     confusion_matrix,
     dice_per_case,
+    expected_calibration_error,
     iou_per_case,
+    paired_bootstrap_difference,
     plot_confusion_matrix,
     plot_roc_curves,
     roc_curve,
@@ -135,12 +138,47 @@ def test_dice_and_iou_by_hand():
     predicted[0, :2, :3] = True  # 6 pixels, 4 shared
     truth[1, 0, 0] = True  # no overlap
     predicted[1, 3, 3] = True
-    # case 2: both empty
-    assert dice_per_case(truth, predicted).tolist() == pytest.approx([0.8, 0.0, 1.0])
-    assert iou_per_case(truth, predicted).tolist() == pytest.approx([4 / 6, 0.0, 1.0])
+    # case 2: no lesion in truth or prediction: undefined, not a perfect score
+    dice = dice_per_case(truth, predicted)
+    assert dice[:2].tolist() == pytest.approx([0.8, 0.0]) and np.isnan(dice[2])
+    iou = iou_per_case(truth, predicted)
+    assert iou[:2].tolist() == pytest.approx([4 / 6, 0.0]) and np.isnan(iou[2])
     summary = segmentation_metrics(truth, predicted)
-    assert summary["dice"] == pytest.approx(0.6)
-    assert summary["iou"] == pytest.approx((4 / 6 + 1.0) / 3)
+    assert summary["dice"] == pytest.approx(0.4)
+    assert summary["iou"] == pytest.approx(4 / 6 / 2)
+    assert (summary["lesion_cases"], summary["lesion_free_cases"]) == (2, 1)
+    assert summary["false_positive_rate_lesion_free"] == 0.0
+
+
+def test_a_model_that_predicts_nothing_scores_zero_not_half():
+    # Two volumes of four slices: one with a lesion on one slice, one without any lesion.
+    truth = np.zeros((2, 4, 8, 8), dtype=bool)
+    truth[0, 1, 2:5, 2:5] = True
+    nothing = np.zeros_like(truth)
+    volumes = segmentation_metrics(truth.reshape(2, -1), nothing.reshape(2, -1))
+    assert volumes["dice"] == 0.0
+    # Scored slice by slice with empty = 1, the same model would have looked seven-eighths right.
+    assert np.nanmean(np.where(truth.reshape(8, -1).any(axis=1), 0.0, 1.0)) == pytest.approx(7 / 8)
+
+
+def test_expected_calibration_error_by_hand():
+    # Bin 0.6-0.7: two cases at 0.65 confidence, one right -> gap 0.15; bin 0.9-1.0: two at 0.95, both right -> 0.05.
+    probabilities = [[0.65, 0.35], [0.65, 0.35], [0.95, 0.05], [0.05, 0.95]]
+    assert expected_calibration_error([0, 1, 0, 1], probabilities) == pytest.approx(0.5 * 0.15 + 0.5 * 0.05)
+    assert classification_metrics(Y_TRUE, PROBABILITIES, class_names=CLASSES)["expected_calibration_error"] >= 0
+
+
+def test_bootstrap_intervals_cover_the_mean_and_pair_the_cases():
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(0.6, 0.9, size=200)
+    low, high = bootstrap_interval(scores, seed=1)
+    assert low < scores.mean() < high and high - low < 0.05
+    assert all(np.isnan(bootstrap_interval([0.5, np.nan])))
+    # A challenger exactly 0.01 better on every case: the paired interval is that difference, however noisy the cases.
+    mean, low, high = paired_bootstrap_difference(scores + 0.01, scores, seed=1)
+    assert (mean, low, high) == pytest.approx((0.01, 0.01, 0.01))
+    with pytest.raises(ValueError):
+        paired_bootstrap_difference([1.0], [1.0, 0.5])
 
 
 def test_dice_and_iou_match_scikit_learn_per_case():

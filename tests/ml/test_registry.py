@@ -43,12 +43,13 @@ def register(tracking_uri, *, score, metric="dice", is_demo=False, seed=0, model
 
 
 def test_register_promote_load_and_predict_the_same(tracking_uri, store):
-    from ml.registry import champion_version, load_champion, load_version, promote_if_better
+    from ml.registry import champion_version, load_champion, load_version, promote_version
 
     model, registered = register(tracking_uri, score=0.7, is_demo=True)
     assert (registered.version, registered.validation_metric, registered.is_demo) == (1, "dice", True)
     assert champion_version(MODEL_NAME, tracking_uri=tracking_uri) is None
-    assert promote_if_better(model_name=MODEL_NAME, version=1, tracking_uri=tracking_uri)
+    promote_version(model_name=MODEL_NAME, version=1, tracking_uri=tracking_uri, approved_by="test",
+                    reason="round trip")
 
     loaded = load_champion(MODEL_NAME, tracking_uri=tracking_uri)
     assert (loaded.name, loaded.version, loaded.is_demo) == (MODEL_NAME, 1, True)
@@ -63,25 +64,23 @@ def test_register_promote_load_and_predict_the_same(tracking_uri, store):
     assert any((store / "artifacts").rglob("model.keras"))
 
 
-def test_promote_if_better_moves_the_alias_only_for_a_better_score_or_when_forced(tracking_uri):
-    from ml.registry import champion_version, promote_if_better
+def test_promote_version_records_who_why_and_when(tracking_uri):
+    import mlflow
+
+    from ml.registry import ModelNotRegistered, champion_version, promote_version, version_info
 
     register(tracking_uri, score=0.6, model_name=PROMOTED_NAME)
-    promote_if_better(model_name=PROMOTED_NAME, version=1, tracking_uri=tracking_uri)
     register(tracking_uri, score=0.5, model_name=PROMOTED_NAME)
-    assert not promote_if_better(model_name=PROMOTED_NAME, version=2, tracking_uri=tracking_uri)
-    register(tracking_uri, score=0.6, model_name=PROMOTED_NAME)
-    assert not promote_if_better(model_name=PROMOTED_NAME, version=3, tracking_uri=tracking_uri)
-    assert champion_version(PROMOTED_NAME, tracking_uri=tracking_uri).version == 1
-    register(tracking_uri, score=0.65, model_name=PROMOTED_NAME)
-    assert promote_if_better(model_name=PROMOTED_NAME, version=4, tracking_uri=tracking_uri)
-    assert champion_version(PROMOTED_NAME, tracking_uri=tracking_uri).version == 4
-    assert promote_if_better(model_name=PROMOTED_NAME, version=2, tracking_uri=tracking_uri, force=True)
+    promote_version(model_name=PROMOTED_NAME, version=2, tracking_uri=tracking_uri, approved_by="dr.lead",
+                    reason="better on the frozen set", evidence={"difference": 0.03})
     champion = champion_version(PROMOTED_NAME, tracking_uri=tracking_uri)
-    assert (champion.version, champion.validation_score, champion.is_champion) == (2, 0.5, True)
-    # A score on another metric does not compare, so only force promotes it.
-    register(tracking_uri, score=0.99, metric="iou", model_name=PROMOTED_NAME)
-    assert not promote_if_better(model_name=PROMOTED_NAME, version=5, tracking_uri=tracking_uri)
+    assert (champion.version, champion.is_champion) == (2, True)
+    assert version_info(PROMOTED_NAME, 1, tracking_uri=tracking_uri).is_champion is False
+    tags = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version(PROMOTED_NAME, "2").tags
+    assert (tags["promoted_by"], tags["promotion_reason"]) == ("dr.lead", "better on the frozen set")
+    assert tags["promoted_at"] and tags["promotion_evidence"] == '{"difference": 0.03}'
+    with pytest.raises(ModelNotRegistered):
+        version_info(PROMOTED_NAME, 99, tracking_uri=tracking_uri)
 
 
 def test_loading_without_a_champion_says_so(tracking_uri):
@@ -97,10 +96,11 @@ def test_a_champion_loads_from_its_own_store_whatever_store_mlflow_last_used(tra
     """A worker (or a test run) that trained into another store must still load from the configured one."""
     import mlflow
 
-    from ml.registry import load_champion, promote_if_better
+    from ml.registry import load_champion, promote_version
 
     _model, registered = register(tracking_uri, score=0.9, model_name="elsewhere-test")
-    promote_if_better(model_name="elsewhere-test", version=registered.version, tracking_uri=tracking_uri)
+    promote_version(model_name="elsewhere-test", version=registered.version, tracking_uri=tracking_uri,
+                    approved_by="test", reason="load from its own store")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'another.db'}")
     try:

@@ -59,8 +59,16 @@ def test_run_logs_evaluation_artifacts_and_metrics(trained):
     tracking_uri, classifier, _ = trained
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(classifier.run_id)
-    assert {"test_accuracy", "test_macro_auc_roc", "test_normal_specificity",
+    assert {"test_accuracy", "test_macro_auc_roc", "test_normal_specificity", "test_expected_calibration_error",
             "validation_accuracy", "loss", "val_loss"} <= set(run.data.metrics)
+    assert {"seed", "tensorflow_version", "keras_version"} <= set(run.data.params)
+    # The temperature fitted on validation is stored with the version and loaded with it.
+    from ml.registry import load_version
+
+    registry = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    stored = registry.get_model_version(classifier.name, str(classifier.version)).tags["temperature"]
+    assert float(stored) == pytest.approx(run.data.metrics["temperature"]) and float(stored) > 0
+    assert load_version(classifier.name, classifier.version, tracking_uri=tracking_uri).temperature == float(stored)
     artifacts = {item.path for item in client.list_artifacts(classifier.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/roc_curves.png",
             "evaluation/test_metrics.json"} <= artifacts
@@ -68,7 +76,7 @@ def test_run_logs_evaluation_artifacts_and_metrics(trained):
 
 
 def test_engine_runs_a_series_in_fixed_batches(trained):
-    from ml.inference import InferenceEngine
+    from ml.inference import InferenceEngine, ModelVersionKey
     from ml.metrics import dice_per_case
     from ml.phantoms import generate_phantom_series
 
@@ -78,6 +86,8 @@ def test_engine_runs_a_series_in_fixed_batches(trained):
     engine = InferenceEngine(tracking_uri=tracking_uri, batch_size=4)
     progress = []
     prediction = engine.run_series(list(phantom.hounsfield), source="hounsfield",
+                                   classifier=ModelVersionKey(classifier.name, classifier.version),
+                                   segmenter=ModelVersionKey(segmenter.name, segmenter.version),
                                    progress=lambda done, total: progress.append((done, total)))
     assert progress == [(4, 11), (8, 11), (11, 11)]
     assert prediction.slice_probabilities.shape == (11, 4)
@@ -110,13 +120,11 @@ def test_both_train_from_a_folder_of_dicom_series_with_masks(trained, tmp_path):
     data_dir = write_dicom_training_series(tmp_path, series_per_label=2, slices=4, size=32)
     series = load_dicom_training_series(data_dir)
     assert len(series) == 8 and series["normal_000"].masks.shape == (4, 32, 32)
-    # Plumbing only (one epoch); kept out of the champion's way so other tests see the same models.
+    # Plumbing only (one epoch); training never moves an existing champion.
     new_classifier = train_classifier(data_dir=data_dir, tracking_uri=tracking_uri, input_size=32,
-                                      epochs=1, fine_tune_epochs=0, batch_size=8,
-                                      keep_existing_champion=True)
+                                      epochs=1, fine_tune_epochs=0, batch_size=8)
     new_segmenter = train_segmenter(data_dir=data_dir, tracking_uri=tracking_uri, input_size=32,
-                                    depth=2, base_filters=4, epochs=1, batch_size=8,
-                                    keep_existing_champion=True)
+                                    depth=2, base_filters=4, epochs=1, batch_size=8)
     assert new_classifier.version == classifier.version + 1 and not new_classifier.is_champion
     assert new_segmenter.version == segmenter.version + 1 and not new_segmenter.is_champion
     assert new_classifier.test_metrics["confusion_matrix"]

@@ -49,11 +49,20 @@ def test_train_classifier_passes_its_options_and_reports_the_version(empty_store
     output = StringIO()
     with mock.patch("ml.training.train_classifier", return_value=registered("radassist-classifier", 3)) as train:
         call_command("train_classifier", "--data", str(tmp_path), "--epochs", "2", "--input-size", "64",
-                     "--base-weights", str(weights), "--promote", stdout=output)
+                     "--base-weights", str(weights), "--seed", "7", stdout=output)
     kwargs = train.call_args.kwargs
     assert (kwargs["data_dir"], kwargs["epochs"], kwargs["input_size"]) == (tmp_path, 2, 64)
-    assert kwargs["base_weights_path"] == weights and kwargs["promote"] is True
+    assert kwargs["base_weights_path"] == weights and kwargs["seed"] == 7
     assert "radassist-classifier version 3" in output.getvalue() and "now the champion" in output.getvalue()
+
+
+def test_train_classifier_names_an_unknown_class_folder(empty_store, tmp_path):
+    from ml.phantoms import write_classification_dataset
+
+    data = write_classification_dataset(tmp_path / "ct", images_per_split={"train": 1, "valid": 1}, size=32)
+    (data / "valid" / "lymphoma").mkdir()
+    with pytest.raises(CommandError, match="lymphoma: the folder name does not name a known class"):
+        call_command("train_classifier", "--data", str(data), "--input-size", "32")
 
 
 def test_train_classifier_rejects_a_folder_without_the_expected_layout(empty_store, tmp_path):
@@ -70,5 +79,18 @@ def test_train_segmenter_trains_and_registers_a_tiny_unet(empty_store, tmp_path)
     call_command("train_segmenter", "--data", str(data), "--epochs", "1", "--input-size", "16", "--depth", "1",
                  "--base-filters", "4", "--batch-size", "4", stdout=output)
     assert "radassist-segmenter version 1" in output.getvalue()
+    # A real model is registered but never made champion by training: that takes promote_model.
+    assert "promote_model --name radassist-segmenter --version 1" in output.getvalue()
+    assert champion_version("radassist-segmenter", tracking_uri=empty_store.MLFLOW_TRACKING_URI) is None
+
+    call_command("promote_model", "--name", "radassist-segmenter", "--version", "1", "--evaluation-data", str(data),
+                 "--reason", "first validated segmenter", "--approved-by", "dr.lead", stdout=output)
     champion = champion_version("radassist-segmenter", tracking_uri=empty_store.MLFLOW_TRACKING_URI)
     assert champion is not None and champion.version == 1
+    assert "now the champion, approved by dr.lead" in output.getvalue()
+    with pytest.raises(CommandError, match="already the champion"):
+        call_command("promote_model", "--name", "radassist-segmenter", "--version", "1", "--evaluation-data",
+                     str(data), "--reason", "again")
+    with pytest.raises(CommandError, match="version 99 is not registered"):
+        call_command("promote_model", "--name", "radassist-segmenter", "--version", "99", "--evaluation-data",
+                     str(data), "--reason", "x")

@@ -150,3 +150,24 @@ def test_every_classifier_class_has_a_human_label_in_the_same_order():
 
     assert tuple(CLASS_LABELS) == CLASS_NAMES
     assert all(label and label != name for name, label in CLASS_LABELS.items())
+
+
+def test_an_indeterminate_ai_result_is_said_in_words_on_the_page_and_in_the_pdf(client, north, draft):
+    from django.urls import reverse
+
+    from reports.pdf import render_report_pdf
+
+    analysis = draft.ordered_analyses().get()
+    analysis.indeterminate_reason = (
+        "The AI result is indeterminate: the classifier suggests a tumour (95%) but the segmenter outlined no lesion."
+    )
+    analysis.save(update_fields=["indeterminate_reason"])
+
+    client.force_login(north.doctor)
+    page = client.get(reverse("report-detail", args=[draft.report_id])).content.decode()
+    assert "<strong>Indeterminate</strong>" in page and "the segmenter outlined no lesion" in page
+    assert "Agrees with the AI finding</strong> (Indeterminate)" in page
+
+    reader = PdfReader(io.BytesIO(render_report_pdf(version=draft)))
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "Indeterminate" in text and "the segmenter outlined no lesion" in text

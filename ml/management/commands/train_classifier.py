@@ -9,7 +9,7 @@ from ml.management.commands.bootstrap_models import artifact_location
 class Command(BaseCommand):
     help = (
         "Train the VGG16 classifier on DIR/train, DIR/valid (and DIR/test) with one folder per class, log the run "
-        "to MLflow and register the model; it becomes champion if it beats the current one (or with --promote)."
+        "to MLflow and register the model. Promote it with promote_model (scored against the champion on a frozen set)."
     )
 
     def add_arguments(self, parser):
@@ -20,12 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--base-weights", type=Path, default=None,
                             help="VGG16 weights file (e.g. Keras' ..._notop.h5); random initialisation without.")
-        parser.add_argument("--promote", action="store_true", help="Make this version champion regardless.")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0,
+                            help="Drives initialisation, augmentation, shuffling and the patient split.")
 
-    def handle(self, *args, data, epochs, fine_tune_epochs, input_size, batch_size, base_weights, promote, seed,
+    def handle(self, *args, data, epochs, fine_tune_epochs, input_size, batch_size, base_weights, seed,
                **options):
-        from ml.training import TrainingDataError, train_classifier
+        from ml.training import TrainingDataError, TrainingFailed, train_classifier
 
         if base_weights is not None and not base_weights.is_file():
             raise CommandError(f"--base-weights {base_weights} is not a file")
@@ -33,9 +33,9 @@ class Command(BaseCommand):
             registered = train_classifier(
                 data_dir=data, tracking_uri=settings.MLFLOW_TRACKING_URI, input_size=input_size, epochs=epochs,
                 fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, base_weights_path=base_weights,
-                promote=promote, seed=seed, artifact_location=artifact_location(),
+                seed=seed, artifact_location=artifact_location(),
             )
-        except (TrainingDataError, FileNotFoundError) as error:
+        except (TrainingDataError, TrainingFailed, FileNotFoundError) as error:
             raise CommandError(str(error)) from error
         report_registered(self, registered, metric_label="validation accuracy")
 
@@ -44,5 +44,8 @@ def report_registered(command, registered, *, metric_label):
     command.stdout.write(
         f"Registered {registered.name} version {registered.version} "
         f"({metric_label} {registered.validation_score:.3f}); "
-        + ("it is now the champion." if registered.is_champion else "the champion is unchanged.")
+        + ("it is now the champion." if registered.is_champion else (
+            "the champion is unchanged. To promote it: python manage.py promote_model "
+            f"--name {registered.name} --version {registered.version} --evaluation-data DIR --reason '...'"
+        ))
     )

@@ -10,7 +10,8 @@ from ml.management.commands.train_classifier import report_registered
 class Command(BaseCommand):
     help = (
         "Train the U-Net segmenter on DIR/<patient>/<slice>.tif with <slice>_mask.tif beside it (split by patient), "
-        "log the run to MLflow and register the model; champion if it beats the current one (or with --promote)."
+        "log the run to MLflow and register the model. Promote it with promote_model (scored against the champion "
+        "on a frozen set)."
     )
 
     def add_arguments(self, parser):
@@ -20,18 +21,18 @@ class Command(BaseCommand):
         parser.add_argument("--depth", type=int, default=4, help="Number of poolings.")
         parser.add_argument("--base-filters", type=int, default=32)
         parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--promote", action="store_true", help="Make this version champion regardless.")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0,
+                            help="Drives initialisation, augmentation, shuffling and the patient split.")
 
-    def handle(self, *args, data, epochs, input_size, depth, base_filters, batch_size, promote, seed, **options):
-        from ml.training import TrainingDataError, train_segmenter
+    def handle(self, *args, data, epochs, input_size, depth, base_filters, batch_size, seed, **options):
+        from ml.training import TrainingDataError, TrainingFailed, train_segmenter
 
         try:
             registered = train_segmenter(
                 data_dir=data, tracking_uri=settings.MLFLOW_TRACKING_URI, input_size=input_size, depth=depth,
-                base_filters=base_filters, epochs=epochs, batch_size=batch_size, promote=promote, seed=seed,
+                base_filters=base_filters, epochs=epochs, batch_size=batch_size, seed=seed,
                 artifact_location=artifact_location(),
             )
-        except (TrainingDataError, FileNotFoundError, ValueError) as error:
+        except (TrainingDataError, TrainingFailed, FileNotFoundError, ValueError) as error:
             raise CommandError(str(error)) from error
         report_registered(self, registered, metric_label="validation Dice")

@@ -69,10 +69,6 @@ class TenantQuerySet(models.QuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
 
-class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
-    pass
-
-
 class VisibleToFilterBackend(BaseFilterBackend):
     """Narrows every REST API queryset (lists, details, actions using ``get_object``) to ``visible_to``."""
 

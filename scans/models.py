@@ -1,6 +1,7 @@
 """Studies, series and instances, as DICOM groups them, and the upload batches that brought them in."""
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 
 from portal.tenancy import TenantOwnedModel, TenantQuerySet
@@ -66,6 +67,25 @@ class Study(TenantOwnedModel):
         default=dict, blank=True, help_text="PatientID, name, birth date and sex as the files carry them."
     )
     patient_check_reason = models.CharField(max_length=500, blank=True)
+    #: PatientName as the study's files carry it (components and groups: "Yamada^Tarou=山田^太郎=やまだ^たろう"):
+    #: QIDO-RS and every DICOM object made from the study answer it unchanged. Empty for image uploads.
+    patient_name_dicom = models.CharField(max_length=400, blank=True)
+    referring_physician_dicom = models.CharField(max_length=400, blank=True)
+    #: StudyID (SH) as the files carry it.
+    dicom_study_id = models.CharField("StudyID", max_length=64, blank=True)
+    #: Upper-cased copies kept by the database, so that QIDO-RS matches names case-insensitively with an index.
+    patient_name_search = models.GeneratedField(
+        expression=Upper("patient_name_dicom"),
+        output_field=models.CharField(max_length=400),
+        db_persist=True,
+        db_index=True,
+    )
+    referring_physician_search = models.GeneratedField(
+        expression=Upper("referring_physician_dicom"),
+        output_field=models.CharField(max_length=400),
+        db_persist=True,
+        db_index=True,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -190,6 +210,9 @@ class Instance(TenantOwnedModel):
     rescale_intercept = models.FloatField(default=0.0)
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
+    #: The DICOM header as DICOM JSON without pixel data (``ingest_parsing.header_json``): WADO-RS metadata and
+    #: QIDO-RS answer from it without opening the file. Null for image uploads and not yet backfilled rows.
+    dicom_header = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InstanceQuerySet.as_manager()

@@ -52,6 +52,11 @@ def to_dicom_json(attributes, *, private=None):
     return dataset_from_attributes(attributes, private=private).to_json_dict()
 
 
+def tag_of(keyword):
+    """The DICOM JSON key ("00280100") of an attribute keyword."""
+    return f"{tag_for_keyword(keyword):08X}"
+
+
 def keyword_of(name):
     """The attribute keyword for a QIDO key given as keyword ("PatientID") or tag ("00100020"); None if unknown."""
     if tag_for_keyword(name) is not None:

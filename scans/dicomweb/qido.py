@@ -1,10 +1,12 @@
 """QIDO-RS (PS3.18 10.6): search for studies, series and instances, answered in DICOM JSON.
 
 Matching follows PS3.4 C.2.2.2 as far as the portal stores the attribute:
-- single value: exact; ``*`` and ``?`` make it a wildcard match. PatientName and
-  ReferringPhysicianName match case-insensitively, component by component (``name_pattern``),
-  since the portal keeps names as a person writes them ("John Doe") and answers them in DICOM
-  form ("Doe^John");
+- single value: exact and case-sensitive, never an implicit substring; ``*`` and ``?`` make it a
+  wildcard match, run as an SQL pattern (``matching``: no regular expressions, at most
+  ``matching.MAXIMUM_WILDCARDS`` wildcards, else 400). PatientName and ReferringPhysicianName
+  match the DICOM value as the files carried it (``Study.patient_name_dicom``), case-insensitively
+  as PS3.4 allows for PN; a query without ``=`` matches the alphabetic group alone or the whole
+  value ("Yamada^Tarou" finds "Yamada^Tarou=山田^太郎");
 - UIDs, ModalitiesInStudy and Modality: a list, separated by commas or backslashes (or the key
   repeated), matches any of its values;
 - dates: ``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``-YYYYMMDD`` or ``YYYYMMDD-``;
@@ -28,21 +30,21 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.urls import reverse
 
-from portal.errors import UserFacingError
 from scans.dicomweb.dicom_json import (
     SERIES_STATUS_ELEMENT,
     SPECIFIC_CHARACTER_SET,
     keyword_of,
+    tag_of,
     to_dicom_json,
 )
+from scans.dicomweb.matching import InvalidQuery, checked_value, text_match, upper_match
 from scans.models import Instance, Series, Study
 
 MAXIMUM_RESULTS = 1000
+MAXIMUM_LISTED_VALUES = 500
 QUERY_CONTROL_PARAMETERS = {"limit", "offset", "includefield", "fuzzymatching", "emptyvaluematching"}
 
-
-class InvalidQuery(UserFacingError):
-    status_code = 400
+__all__ = ["InvalidQuery", "search_instances", "search_series", "search_studies"]
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,23 @@ class Match:
     field: str
     #: How the value is matched: "text", "name", "uid", "date", "integer" or "modality_in_study".
     kind: str
+    #: For "name": the upper-cased column that is searched (``field`` is the value answered).
+    search_field: str = ""
 
 
 STUDY_MATCHES = {
     "StudyInstanceUID": Match("study_instance_uid", "uid"),
     "PatientID": Match("patient__mrn", "text"),
-    "PatientName": Match("patient__full_name", "name"),
+    "PatientName": Match("patient_name_dicom", "name", search_field="patient_name_search"),
+    "PatientBirthDate": Match("patient__birth_date", "date"),
+    "PatientSex": Match("patient__sex", "text"),
     "StudyDate": Match("study_date", "date"),
+    "StudyID": Match("dicom_study_id", "text"),
     "AccessionNumber": Match("accession_number", "text"),
     "StudyDescription": Match("description", "text"),
-    "ReferringPhysicianName": Match("referring_physician", "name"),
+    "ReferringPhysicianName": Match(
+        "referring_physician_dicom", "name", search_field="referring_physician_search"
+    ),
     "ModalitiesInStudy": Match("pk", "modality_in_study"),
 }
 SERIES_MATCHES = {
@@ -91,9 +100,14 @@ SERIES_DEFAULT_FIELDS = (
     "SpecificCharacterSet", "Modality", "SeriesDescription", "RetrieveURL", "SeriesInstanceUID",
     "SeriesNumber", "NumberOfSeriesRelatedInstances", "StudyInstanceUID",
 )
+#: Image Pixel Module attributes a viewer reads before it asks for frames, answered from the stored header.
+IMAGE_PIXEL_FIELDS = (
+    "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored",
+    "HighBit", "PixelRepresentation", "PlanarConfiguration", "NumberOfFrames",
+)
 INSTANCE_DEFAULT_FIELDS = (
     "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "InstanceAvailability", "RetrieveURL",
-    "InstanceNumber", "Rows", "Columns", "NumberOfFrames", "StudyInstanceUID", "SeriesInstanceUID",
+    "InstanceNumber", "StudyInstanceUID", "SeriesInstanceUID", *IMAGE_PIXEL_FIELDS,
 )
 SERIES_FIELDS_OF_INSTANCES = ("Modality", "SeriesDescription", "SeriesNumber")
 
@@ -177,31 +191,22 @@ def _non_negative_integer(parameters, name, *, default):
     return value
 
 
-def wildcard_regex(value):
-    """A DICOM wildcard value (``*``, ``?``) as an unanchored regular expression."""
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value)
-
-
-def name_pattern(value):
-    """A regular expression matching a DICOM PN query against a name stored as "Given Middle Family".
-
-    Ingest keeps names as a person writes them (``scans.ingest.parsing.person_name``), so the query's
-    ``Family^Given^Middle`` components are looked for in that order: ``Doe*`` finds "John Doe",
-    ``Doe^J*`` finds "John Doe" and "Jane Doe".
-    """
-    family, given, middle = ([component.strip() for component in value.split("=")[0].split("^")] + ["", ""])[:3]
-    leading = "".join(f"{wildcard_regex(part)} " for part in (given, middle) if part)
-    if not leading:
-        return f"^(.* )?{wildcard_regex(family)}$"
-    return f"^{leading}(.* )?{wildcard_regex(family)}$" if family else f"^{leading}.*$"
-
-
 def dicom_person_name(full_name):
-    """A stored "Given Middle Family" name back in DICOM ``Family^Given^Middle`` form."""
+    """A display name "Given Middle Family" in DICOM ``Family^Given^Middle`` form, for studies without a DICOM value."""
     words = full_name.split()
     if len(words) < 2:
         return full_name
     return "^".join(part for part in (words[-1], words[0], " ".join(words[1:-1])) if part)
+
+
+def person_name_condition(match, raw, *, prefix, keyword):
+    """Case-insensitive PN match on the upper-cased copy of the value as received (see the module docstring)."""
+    value = checked_value(raw, keyword=keyword)
+    field = prefix + match.search_field
+    condition = Q(**upper_match(field, value, keyword=keyword))
+    if "=" not in value:
+        condition |= Q(**{f"{field}__upper_dicom_wildcard": value + "=*"})
+    return condition
 
 
 def parse_date(text):
@@ -211,11 +216,13 @@ def parse_date(text):
         raise InvalidQuery(f"Dates are written YYYYMMDD; {text!r} is not one.") from None
 
 
-def condition(match, raw, *, prefix, user):
+def condition(match, raw, *, prefix, user, keyword):
     """The Q object that matches ``raw`` on one attribute."""
     field = prefix + match.field
     if match.kind in ("uid", "modality_in_study"):
         values = [value.strip() for value in re.split(r"[,\\]", raw) if value.strip()]
+        if len(values) > MAXIMUM_LISTED_VALUES:
+            raise InvalidQuery(f"A list of values may hold at most {MAXIMUM_LISTED_VALUES} values.")
         if match.kind == "uid":
             return Q(**{f"{field}__in": values})
         studies = Series.objects.visible_to(user).filter(modality__in=values).values("study_id")
@@ -238,10 +245,8 @@ def condition(match, raw, *, prefix, user):
             query &= Q(**{f"{field}__lte": parse_date(end)})
         return query
     if match.kind == "name":
-        return Q(**{f"{field}__iregex": name_pattern(raw)})
-    if "*" in raw or "?" in raw:
-        return Q(**{f"{field}__regex": f"^{wildcard_regex(raw)}$"})
-    return Q(**{field: raw})
+        return person_name_condition(match, raw, prefix=prefix, keyword=keyword)
+    return Q(**text_match(field, raw, keyword=keyword))
 
 
 def filtered(queryset, query, *, matches_by_prefix, user):
@@ -250,7 +255,9 @@ def filtered(queryset, query, *, matches_by_prefix, user):
             continue
         for prefix, matches in matches_by_prefix:
             if keyword in matches:
-                queryset = queryset.filter(condition(matches[keyword], raw, prefix=prefix, user=user))
+                queryset = queryset.filter(
+                    condition(matches[keyword], raw, prefix=prefix, user=user, keyword=keyword)
+                )
                 break
     return queryset
 
@@ -287,13 +294,13 @@ def study_attributes(study):
         "StudyDate": study.study_date,
         "StudyTime": study.study_time,
         "AccessionNumber": study.accession_number,
-        "ReferringPhysicianName": dicom_person_name(study.referring_physician),
-        "PatientName": dicom_person_name(patient.full_name),
+        "ReferringPhysicianName": study.referring_physician_dicom or dicom_person_name(study.referring_physician),
+        "PatientName": study.patient_name_dicom or dicom_person_name(patient.full_name),
         "PatientID": patient.mrn,
         "PatientBirthDate": patient.birth_date,
         "PatientSex": patient.sex,
         "StudyInstanceUID": study.study_instance_uid,
-        "StudyID": "",
+        "StudyID": study.dicom_study_id,
         "StudyDescription": study.description,
     }
 
@@ -335,6 +342,15 @@ def instance_attributes(instance):
 
 def selected(attributes, query, defaults):
     return {keyword: value for keyword, value in attributes.items() if query.selects(keyword, defaults)}
+
+
+def stored_header_attributes(instance, query, defaults):
+    """The instance's own attributes asked for (its defaults, includefield, or all), from its stored header."""
+    header = instance.dicom_header or {}
+    if query.include_all:
+        return {tag: element for tag, element in header.items() if "BulkDataURI" not in element}
+    wanted = {tag_of(keyword) for keyword in (*defaults, *query.included)}
+    return {tag: header[tag] for tag in wanted if tag in header}
 
 
 def search_studies(*, request, user, parameters):
@@ -444,5 +460,9 @@ def search_instances(*, request, user, parameters, study_uid=None, series_uid=No
             **series_attributes(series),
             **instance_attributes(instance),
         }
-        results.append(to_dicom_json(selected(attributes, query, defaults)))
+        answered = {
+            **stored_header_attributes(instance, query, defaults),
+            **to_dicom_json(selected(attributes, query, defaults)),
+        }
+        results.append(dict(sorted(answered.items())))
     return SearchResult(results=results, warnings=warnings)

@@ -14,6 +14,7 @@ know that a compressed codestream is really decodable).
 import contextlib
 import datetime
 import io
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,15 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 #: Larger PNG/JPG images are refused before decoding (a decompression bomb needs no zip).
 MAX_IMAGE_PIXELS = 4096 * 4096
+#: A UID as PS3.5 9.1 writes it, and so as a DICOMweb URL can carry it: digits and dots, at most 64 characters.
+CONFORMANT_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+MAXIMUM_UID_LENGTH = 64
+#: A person name as received may hold three component groups of 64 characters each (PS3.5 6.2).
+MAXIMUM_PERSON_NAME_LENGTH = 400
+#: Binary values larger than this are left out of the stored header and named by a BulkDataURI.
+BULK_DATA_THRESHOLD_BYTES = 1024
+#: The BulkDataURI prefix stored with a header; WADO-RS metadata replaces it with the instance's URL.
+BULK_DATA_URI_PREFIX = "bulkdata/"
 
 
 class FailureReason(IntEnum):
@@ -112,6 +122,13 @@ class DicomHeader:
     rescale_intercept: float
     window_center: float | None
     window_width: float | None
+    #: PatientName and ReferringPhysicianName as received (all components and groups), decoded to Unicode.
+    patient_name_dicom: str = ""
+    referring_physician_dicom: str = ""
+    #: StudyID (SH) as received.
+    dicom_study_id: str = ""
+    #: The header as DICOM JSON (PS3.18 F), without pixel data; see :func:`header_json`.
+    dicom_json: dict | None = None
 
 
 def read_dicom(fileobj, *, allowed_modalities):
@@ -193,7 +210,7 @@ class HeaderValues:
         self.dataset = dataset
         self._raw_type = RawDataElement
         self._tag_for_keyword = tag_for_keyword
-        self._character_set = getattr(dataset.get_item(0x00080005), "value", None)
+        self._character_set = _hashable(getattr(dataset.get_item(0x00080005), "value", None))
 
     def get(self, keyword, default=None):
         tag = self._tag_for_keyword(keyword)
@@ -212,6 +229,13 @@ class HeaderValues:
             _CONVERTED_VALUES.clear()
         _CONVERTED_VALUES[key] = value
         return value
+
+
+def _hashable(value):
+    """A multi-valued SpecificCharacterSet (ISO 2022 code extensions) is a list once pydicom has read it."""
+    from pydicom.multival import MultiValue
+
+    return tuple(value) if isinstance(value, MultiValue | list) else value
 
 
 def _text(dataset, keyword):
@@ -273,10 +297,74 @@ def _sex(dataset):
 
 
 def person_name(value):
-    """DICOM ``Family^Given^Middle^Prefix^Suffix`` as a person would write it: "Given Middle Family"."""
-    parts = [part.strip() for part in str(value or "").split("=")[0].split("^")]
-    family, given, middle = (parts + ["", "", ""])[:3]
-    return " ".join(part for part in (parts[3] if len(parts) > 3 else "", given, middle, family) if part)
+    """DICOM ``Family^Given^Middle^Prefix^Suffix`` as a person would write it: "Prefix Given Middle Family Suffix".
+
+    The alphabetic group is used, or the first non-empty group (ideographic, phonetic) when a name
+    has no alphabetic form, as Japanese and Korean names may be sent.
+    """
+    groups = [group for group in str(value or "").split("=") if group.strip("^ ")]
+    parts = [part.strip() for part in (groups[0] if groups else "").split("^")]
+    family, given, middle, prefix, suffix = (parts + [""] * 5)[:5]
+    return " ".join(part for part in (prefix, given, middle, family, suffix) if part)
+
+
+def person_name_as_received(dataset, keyword):
+    """The PN value with its components and groups, decoded with the file's character set, as the file holds it."""
+    value = str(dataset.get(keyword, "") or "")
+    if len(value) > MAXIMUM_PERSON_NAME_LENGTH:
+        raise RejectedFile(
+            f"{keyword} is {len(value)} characters long; DICOM allows three groups of 64 characters.",
+            failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+        )
+    return value
+
+
+def nonconformant_uid_reason(keyword, value):
+    """Why a UID cannot be stored (a retrieve URL could not carry it), or None when it is conformant."""
+    if len(value) > MAXIMUM_UID_LENGTH:
+        return f"{keyword} is longer than the {MAXIMUM_UID_LENGTH} characters DICOM allows."
+    if not CONFORMANT_UID.fullmatch(value):
+        return f"{keyword} {value[:80]!r} is not a DICOM UID (digits separated by single dots)."
+    return None
+
+
+def header_json(dataset):
+    """The header (read without pixel data) as DICOM JSON, for WADO-RS metadata and QIDO-RS to serve without the file.
+
+    Binary values above ``BULK_DATA_THRESHOLD_BYTES`` and the Pixel Data are left out and named by
+    a BulkDataURI relative to the instance (``bulkdata/<tag>[/<item>/<tag>...]``); the strings are
+    Unicode, so the SpecificCharacterSet says UTF-8 ("ISO_IR 192").
+    """
+    paths = {}
+
+    def note_paths(current, prefix):
+        for element in current:
+            path = f"{prefix}{element.tag:08X}"
+            paths[id(element)] = path
+            if element.VR == "SQ":
+                for index, item in enumerate(element.value):
+                    note_paths(item, f"{path}/{index}/")
+
+    note_paths(dataset, "")
+    converted = dataset.to_json_dict(
+        bulk_data_threshold=BULK_DATA_THRESHOLD_BYTES,
+        bulk_data_element_handler=lambda element: BULK_DATA_URI_PREFIX + paths.get(id(element), f"{element.tag:08X}"),
+        suppress_invalid_tags=True,
+    )
+    if "00080005" in converted:
+        converted["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
+    converted["7FE00010"] = {"vr": _pixel_data_vr(dataset), "BulkDataURI": BULK_DATA_URI_PREFIX + "7FE00010"}
+    return converted
+
+
+def _pixel_data_vr(dataset):
+    """OB for compressed pixel data and 8-bit pixels, OW otherwise (PS3.5 8.2)."""
+    from pydicom.uid import UID
+
+    transfer_syntax = UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+    if transfer_syntax.is_encapsulated or int(dataset.get("BitsAllocated") or 16) <= 8:
+        return "OB"
+    return "OW"
 
 
 def slice_position(position, orientation):
@@ -307,10 +395,12 @@ def _header_from(values):
         )
     if not transfer_syntax_uid:
         raise RejectedFile("The DICOM file does not say how its data is encoded (no TransferSyntaxUID).")
-    too_long = [keyword for keyword, value in required.items() if len(value) > 64]
-    if too_long:
+    nonconformant = [
+        reason for keyword, value in required.items() if (reason := nonconformant_uid_reason(keyword, value))
+    ]
+    if nonconformant:
         raise RejectedFile(
-            f"{', '.join(too_long)} is longer than the 64 characters DICOM allows.",
+            " ".join(nonconformant) + " Such an instance could not be retrieved by its UIDs, so it is not stored.",
             failure_reason=FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
         )
     position = _number_list(values, "ImagePositionPatient", 3)
@@ -350,6 +440,10 @@ def _header_from(values):
         rescale_intercept=_optional_float(values, "RescaleIntercept") or 0.0,
         window_center=_optional_float(values, "WindowCenter"),
         window_width=_optional_float(values, "WindowWidth"),
+        patient_name_dicom=person_name_as_received(values, "PatientName"),
+        referring_physician_dicom=person_name_as_received(values, "ReferringPhysicianName"),
+        dicom_study_id=_text(values, "StudyID")[:64],
+        dicom_json=header_json(values.dataset),
     )
 
 

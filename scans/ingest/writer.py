@@ -364,6 +364,7 @@ class _GroupedIngest:
             rescale_intercept=header.rescale_intercept,
             window_center=header.window_center,
             window_width=header.window_width,
+            dicom_header=header.dicom_json,
         )
 
     # Patients, studies, series: looked up once per request -----------------------------------------
@@ -460,6 +461,9 @@ def _study_for(batch, patient, header, *, patient_check, patient_check_reason):
             "study_time": header.study_time,
             "description": header.study_description,
             "referring_physician": header.referring_physician,
+            "patient_name_dicom": header.patient_name_dicom,
+            "referring_physician_dicom": header.referring_physician_dicom,
+            "dicom_study_id": header.dicom_study_id,
         },
     )
     return study

@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
-from imaging.encoding import encode_jpeg, encode_png
+from imaging.encoding import encode_jpeg, encode_png, resize_to
 from imaging.windowing import LUNG_WINDOW, Window, grey_from_window, window_of_range
 from portal.errors import UserFacingError
 
@@ -39,6 +39,30 @@ def window_from_parameter(text):
     return Window("requested", centre, width)
 
 
+MAXIMUM_VIEWPORT = 4096
+
+
+def viewport_from_parameter(text):
+    """``"width,height"`` (PS3.18 8.3.5.1.3.1; either may be left empty) -> (width or None, height or None)."""
+    pieces = [piece.strip() for piece in text.split(",")][:2] + [""]
+    sizes = []
+    for piece in pieces[:2]:
+        if piece and not (piece.isdigit() and 1 <= int(piece) <= MAXIMUM_VIEWPORT):
+            raise CannotRender(f"viewport sizes are whole numbers from 1 to {MAXIMUM_VIEWPORT}.")
+        sizes.append(int(piece) if piece else None)
+    if sizes == [None, None]:
+        raise CannotRender("viewport must be 'width,height'.")
+    return tuple(sizes)
+
+
+def fitted(image, viewport):
+    """The image scaled to fit the viewport (width, height; None leaves that side free), aspect kept."""
+    width, height = viewport
+    rows, columns = image.shape[:2]
+    scale = min(width / columns if width else float("inf"), height / rows if height else float("inf"))
+    return resize_to(image, height=max(1, round(rows * scale)), width=max(1, round(columns * scale)))
+
+
 def display_window(*, requested, instance, modality, frame):
     if requested is not None:
         return requested
@@ -61,8 +85,8 @@ def frame_pixels(dataset, frame_number):
     return pixels[frame_number - 1] if frames > 1 else pixels
 
 
-def render_frame(*, fileobj, instance, frame_number, media_type, window=None, quality=JPEG_QUALITY):
-    """Encoded image bytes of one frame of a stored DICOM file."""
+def render_frame(*, fileobj, instance, frame_number, media_type, window=None, quality=JPEG_QUALITY, viewport=None):
+    """Encoded image bytes of one frame of a stored DICOM file, scaled to ``viewport`` when given."""
     dataset = pydicom.dcmread(fileobj)
     pixels = frame_pixels(dataset, frame_number)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -81,6 +105,8 @@ def render_frame(*, fileobj, instance, frame_number, media_type, window=None, qu
         image = grey_from_window(values, chosen)
         if photometric == "MONOCHROME1":
             image = 255 - image
+    if viewport is not None:
+        image = fitted(image, viewport)
     try:
         return encode_png(image) if media_type == "image/png" else encode_jpeg(image, quality=quality)
     except ValueError:

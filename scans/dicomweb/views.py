@@ -9,7 +9,7 @@ STOW-RS reads the raw stream itself.
 import json
 
 import pydicom
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 from accounts.permissions import IsClinicalStaff
 from portal.audit import record_event
 from portal.models import AuditAction
-from scans.dicomweb import qido, rendering, stow
+from scans.dicomweb import frames, qido, rendering, stow
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
 from scans.dicomweb.multipart import MalformedMultipart, multipart_stream, new_boundary, parse_content_type
+from scans.ingest_parsing import BULK_DATA_URI_PREFIX, header_json
 from scans.models import Instance, Series, Study
 
 
@@ -252,37 +253,62 @@ class RetrieveView(DicomWebView):
 
 
 class MetadataView(DicomWebView):
-    """``.../metadata``: the stored DICOM headers (without pixel data) as a DICOM JSON array."""
+    """``.../metadata``: the headers stored at ingest (``Instance.dicom_header``) as a DICOM JSON array.
+
+    The files are not opened: an instance stored before headers were kept is read once here, and
+    ``manage.py backfill_dicom_headers`` stores those headers for good.
+    """
 
     def get(self, request, study_uid, series_uid=None, instance_uid=None):
         target = audit_target(request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid)
-        names = list(
+        rows = list(
             stored_instances(
                 request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid
-            ).values_list("file", flat=True)
+            ).values_list(
+                "series__study__study_instance_uid", "series__series_instance_uid", "sop_instance_uid", "pk"
+            )
         )
-        if not names:
+        if not rows:
             raise Http404
         record_event(
             action=AuditAction.VIEW,
             target=target,
             request=request,
-            detail={"transaction": "WADO-RS metadata", "instances": len(names)},
+            detail={"transaction": "WADO-RS metadata", "instances": len(rows)},
         )
-        response = StreamingHttpResponse(metadata_stream(names), content_type=DICOM_JSON)
+        response = StreamingHttpResponse(
+            metadata_stream(rows, root=qido.dicomweb_root(request)), content_type=DICOM_JSON
+        )
         response["Cache-Control"] = "private, no-store"
         return response
 
 
-def metadata_stream(names):
-    """A JSON array of headers, one stored file read at a time."""
-    storage = instance_storage()
+METADATA_BATCH_SIZE = 200
+
+
+def metadata_stream(rows, *, root):
+    """A JSON array of stored headers, fetched from the database a batch at a time; BulkDataURIs made absolute."""
     yield b"["
-    for index, name in enumerate(names):
-        with storage.open(name, "rb") as stored:
-            header = pydicom.dcmread(stored, stop_before_pixels=True)
-        yield (b"," if index else b"") + json.dumps(header.to_json_dict()).encode()
+    for start in range(0, len(rows), METADATA_BATCH_SIZE):
+        batch = rows[start : start + METADATA_BATCH_SIZE]
+        stored = dict(
+            Instance.objects.filter(pk__in=[pk for *_, pk in batch]).values_list("pk", "dicom_header")
+        )
+        for index, (study_uid, series_uid, sop_instance_uid, pk) in enumerate(batch, start=start):
+            header = stored.get(pk) or header_from_file(pk)
+            instance_url = qido.instance_url(root, study_uid, series_uid, sop_instance_uid)
+            text = json.dumps(header).replace(
+                f'"BulkDataURI": "{BULK_DATA_URI_PREFIX}', f'"BulkDataURI": "{instance_url}/{BULK_DATA_URI_PREFIX}'
+            )
+            yield (b"," if index else b"") + text.encode()
     yield b"]"
+
+
+def header_from_file(pk):
+    """The header of an instance stored before headers were kept, read from its file."""
+    name = Instance.objects.values_list("file", flat=True).get(pk=pk)
+    with instance_storage().open(name, "rb") as stored:
+        return header_json(pydicom.dcmread(stored, stop_before_pixels=True))
 
 
 class RenderedView(DicomWebView):
@@ -316,3 +342,184 @@ class RenderedView(DicomWebView):
         response = HttpResponse(image, content_type=media_type)
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+def frame_numbers_of(frame_list):
+    numbers = [int(number) for number in frame_list.split(",") if number]
+    if not numbers:
+        raise rendering.CannotRender("Name at least one frame.")
+    return numbers
+
+
+def multipart_response(parts, *, multipart_type):
+    """A multipart/related answer from (Content-Type, bytes) parts, produced as it is sent."""
+    boundary = new_boundary()
+
+    def stream():
+        for content_type, data in parts:
+            yield f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode("latin-1")
+            yield data
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode("latin-1")
+
+    response = StreamingHttpResponse(
+        stream(), content_type=f'multipart/related; type="{multipart_type}"; boundary={boundary}'
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def pixel_parts(request, *, instance, frame_numbers):
+    """Negotiate, then read every asked frame before answering, so that a decoding error is a clean 4xx."""
+    choice = frames.negotiate(request.META.get("HTTP_ACCEPT"), instance.transfer_syntax_uid)
+    with instance_storage().open(instance.file.name, "rb") as stored:
+        source = frames.pixel_source(stored)
+        numbers = frame_numbers or range(1, source.number_of_frames + 1)
+        frames.check_frame_numbers(numbers, source)
+        return list(frames.frame_parts(stored, source, numbers, choice)), choice
+
+
+class FramesView(DicomWebView):
+    """``.../instances/{instance}/frames/{list}``: pixel data of the listed frames (see ``frames``)."""
+
+    def get(self, request, study_uid, series_uid, instance_uid, frame_list):
+        numbers = frame_numbers_of(frame_list)
+        instance = first_or_404(
+            stored_instances(request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid)
+        )
+        parts, choice = pixel_parts(request, instance=instance, frame_numbers=numbers)
+        record_event(
+            action=AuditAction.VIEW,
+            target=instance,
+            request=request,
+            detail={"transaction": "WADO-RS frames", "frames": numbers[:20]},
+        )
+        return multipart_response(parts, multipart_type=choice.multipart_type)
+
+
+class BulkDataView(DicomWebView):
+    """``.../instances/{instance}/bulkdata/{tag path}``: the values the stored headers name by BulkDataURI.
+
+    Pixel Data is answered frame by frame, negotiated like ``frames``; any other binary value as
+    application/octet-stream.
+    """
+
+    def get(self, request, study_uid, series_uid, instance_uid, tag_path):
+        instance = first_or_404(
+            stored_instances(request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid)
+        )
+        if tag_path == "7FE00010":
+            parts, choice = pixel_parts(request, instance=instance, frame_numbers=None)
+            multipart_type = choice.multipart_type
+        else:
+            with instance_storage().open(instance.file.name, "rb") as stored:
+                parts = [(frames.OCTET_STREAM, frames.bulk_value(stored, tag_path))]
+            multipart_type = frames.OCTET_STREAM
+        record_event(
+            action=AuditAction.VIEW,
+            target=instance,
+            request=request,
+            detail={"transaction": "WADO-RS bulk data", "tag": tag_path},
+        )
+        return multipart_response(parts, multipart_type=multipart_type)
+
+
+THUMBNAIL_VIEWPORT = (128, 128)
+
+
+def representative_instance(instances):
+    """The middle instance (in slice order) of the first series: what a person would pick to recognise a scan."""
+    first = instances.first()
+    if first is None:
+        raise Http404
+    of_series = instances.filter(series=first.series_id)
+    return of_series[of_series.count() // 2]
+
+
+class ThumbnailView(DicomWebView):
+    """``.../thumbnail`` of a study, series or instance (PS3.18 8.3.5.1.4): a small rendered frame."""
+
+    def get(self, request, study_uid, series_uid=None, instance_uid=None):
+        media_type = rendered_media_type(request)
+        viewport = request.GET.get("viewport")
+        instance = representative_instance(
+            stored_instances(request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid)
+        )
+        with instance_storage().open(instance.file.name, "rb") as stored:
+            image = rendering.render_frame(
+                fileobj=stored,
+                instance=instance,
+                frame_number=1,
+                media_type=media_type,
+                viewport=rendering.viewport_from_parameter(viewport) if viewport else THUMBNAIL_VIEWPORT,
+            )
+        record_event(
+            action=AuditAction.VIEW, target=instance, request=request, detail={"transaction": "WADO-RS thumbnail"}
+        )
+        response = HttpResponse(image, content_type=media_type)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class WadoUriView(DicomWebView):
+    """WADO-URI (PS3.18 9): ``/dicomweb/wado?requestType=WADO&studyUID=&seriesUID=&objectUID=``, for older clients.
+
+    ``contentType=application/dicom`` answers the file as stored (a ``transferSyntax`` other than
+    the stored one is 406); otherwise (default image/jpeg, or image/png) one rendered frame,
+    ``frameNumber``, ``windowCenter``/``windowWidth`` and ``rows``/``columns`` honoured.
+    """
+
+    def get(self, request):
+        parameters = request.GET
+        if parameters.get("requestType") != "WADO":
+            raise rendering.CannotRender("requestType must be WADO.")
+        uids = [parameters.get(name, "") for name in ("studyUID", "seriesUID", "objectUID")]
+        if not all(uids):
+            raise rendering.CannotRender("studyUID, seriesUID and objectUID are all required.")
+        instance = first_or_404(
+            stored_instances(request.user, study_uid=uids[0], series_uid=uids[1], sop_instance_uid=uids[2])
+        )
+        content_type = parameters.get("contentType", "image/jpeg").split(",")[0].strip().lower()
+        if content_type == "application/dicom":
+            asked_syntax = parameters.get("transferSyntax")
+            if asked_syntax and asked_syntax != instance.transfer_syntax_uid:
+                raise frames.NotAcceptable(
+                    f"The instance is stored as {instance.transfer_syntax_uid} and is sent as stored."
+                )
+            record_event(
+                action=AuditAction.DOWNLOAD, target=instance, request=request, detail={"transaction": "WADO-URI"}
+            )
+            response = StreamingHttpResponse(
+                instance_storage().open(instance.file.name, "rb"), content_type=content_type
+            )
+        elif content_type in rendering.RENDERED_MEDIA_TYPES:
+            response = HttpResponse(wado_uri_image(request, instance, content_type), content_type=content_type)
+        else:
+            raise frames.NotAcceptable("contentType may be application/dicom, image/jpeg or image/png.")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+def wado_uri_image(request, instance, media_type):
+    parameters = request.GET
+    window = None
+    if parameters.get("windowCenter") and parameters.get("windowWidth"):
+        window = rendering.window_from_parameter(f"{parameters['windowCenter']},{parameters['windowWidth']}")
+    viewport = None
+    if parameters.get("columns") or parameters.get("rows"):
+        viewport = rendering.viewport_from_parameter(f"{parameters.get('columns', '')},{parameters.get('rows', '')}")
+    frame_number = parameters.get("frameNumber", "1")
+    if not frame_number.isdigit():
+        raise rendering.CannotRender("frameNumber must be a whole number.")
+    with instance_storage().open(instance.file.name, "rb") as stored:
+        image = rendering.render_frame(
+            fileobj=stored, instance=instance, frame_number=int(frame_number), media_type=media_type,
+            window=window, viewport=viewport,
+        )
+    record_event(action=AuditAction.VIEW, target=instance, request=request, detail={"transaction": "WADO-URI"})
+    return image
+
+
+def unknown_resource(request, *args, **kwargs):
+    """Paths under /dicomweb/ that name no DICOMweb resource: 404 in JSON, whatever the method or login."""
+    return JsonResponse({"detail": "There is no DICOMweb resource at this path."}, status=404)

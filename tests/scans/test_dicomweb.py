@@ -227,7 +227,7 @@ def test_wado_metadata_and_rendered_frames(north, stored_series):
 
     metadata = json.loads(b"".join(client.get(f"{instance_url}/metadata").streaming_content))
     assert value(metadata[0], "00100020") == "MRN-WEB-7"
-    assert "7FE00010" not in metadata[0]
+    assert metadata[0]["7FE00010"] == {"vr": "OW", "BulkDataURI": f"http://testserver{instance_url}/bulkdata/7FE00010"}
     series_metadata = json.loads(b"".join(client.get(f"/dicomweb/studies/{study_uid}/metadata").streaming_content))
     assert len(series_metadata) == 4
 

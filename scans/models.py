@@ -54,7 +54,7 @@ class Study(TenantOwnedModel):
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="studies")
     patient = models.ForeignKey("accounts.Patient", on_delete=models.PROTECT, related_name="studies")
     study_instance_uid = models.CharField("StudyInstanceUID", max_length=64)
-    accession_number = models.CharField(max_length=64, blank=True)
+    accession_number = models.CharField(max_length=64, blank=True, db_index=True)
     study_date = models.DateField(null=True, blank=True)
     study_time = models.TimeField(null=True, blank=True)
     description = models.CharField(max_length=255, blank=True)

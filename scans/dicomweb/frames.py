@@ -92,7 +92,7 @@ def negotiate(accept_header, stored_syntax):
         asked_syntax = parameters.get("transfer-syntax")
         if part_type in (OCTET_STREAM, "application/*", "*/*"):
             if asked_syntax == "*" or asked_syntax == stored_syntax:
-                return Choice(decode=stored.is_big_endian, multipart_type=OCTET_STREAM)
+                return Choice(decode=not stored.is_little_endian, multipart_type=OCTET_STREAM)
             if asked_syntax in (None, ExplicitVRLittleEndian, ImplicitVRLittleEndian):
                 return Choice(decode=stored not in LITTLE_ENDIAN_NATIVE, multipart_type=OCTET_STREAM)
         elif part_type == stored_media_type and asked_syntax in (None, "*", stored_syntax):

@@ -46,11 +46,15 @@ def charset_ct(name, **kwargs):
     return as_ct_image(dataset, **kwargs), dataset.PatientName
 
 
-def shipped_as_ct(name):
-    """One of pydicom's image test files relabelled CT (ingest accepts CT here), pixels and syntax untouched."""
+def shipped_as_ct(name, *, study_uid):
+    """One of pydicom's image test files relabelled CT (ingest accepts CT here) in the given study, with fresh
+    series and instance UIDs; pixels and transfer syntax untouched."""
     dataset = pydicom.dcmread(pydicom_file(name))
     dataset.Modality = "CT"
-    dataset.PatientID = dataset.get("PatientID") or "MRN-SHIPPED"
+    dataset.PatientID = "MRN-SHIPPED"
+    dataset.StudyInstanceUID = study_uid
+    dataset.SeriesInstanceUID = generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue(), dataset

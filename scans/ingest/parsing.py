@@ -328,33 +328,64 @@ def nonconformant_uid_reason(keyword, value):
     return None
 
 
+_ELEMENT_JSON = {}
+_ELEMENT_JSON_LIMIT = 20_000
+
+
 def header_json(dataset):
     """The header (read without pixel data) as DICOM JSON, for WADO-RS metadata and QIDO-RS to serve without the file.
 
     Binary values above ``BULK_DATA_THRESHOLD_BYTES`` and the Pixel Data are left out and named by
     a BulkDataURI relative to the instance (``bulkdata/<tag>[/<item>/<tag>...]``); the strings are
-    Unicode, so the SpecificCharacterSet says UTF-8 ("ISO_IR 192").
+    Unicode, so the SpecificCharacterSet says UTF-8 ("ISO_IR 192"). A value pydicom cannot
+    convert is left out rather than refusing the file. Like :class:`HeaderValues`, each distinct
+    raw top-level value is converted once per process (the files of a series repeat most of their
+    header), which keeps the stored header from doubling the time ingest spends in pydicom.
     """
-    paths = {}
+    from pydicom.dataelem import RawDataElement
 
-    def note_paths(current, prefix):
-        for element in current:
-            path = f"{prefix}{element.tag:08X}"
-            paths[id(element)] = path
-            if element.VR == "SQ":
-                for index, item in enumerate(element.value):
-                    note_paths(item, f"{path}/{index}/")
-
-    note_paths(dataset, "")
-    converted = dataset.to_json_dict(
-        bulk_data_threshold=BULK_DATA_THRESHOLD_BYTES,
-        bulk_data_element_handler=lambda element: BULK_DATA_URI_PREFIX + paths.get(id(element), f"{element.tag:08X}"),
-        suppress_invalid_tags=True,
-    )
+    character_set = _hashable(getattr(dataset.get_item(0x00080005), "value", None))
+    converted = {}
+    for tag in dataset.keys():
+        raw = dataset.get_item(tag)
+        key = None
+        if isinstance(raw, RawDataElement) and raw.value is not None and raw.VR != "SQ":
+            key = (tag, raw.VR, raw.value, raw.is_little_endian, character_set)
+            if key in _ELEMENT_JSON:
+                converted[f"{tag:08X}"] = _ELEMENT_JSON[key]
+                continue
+        try:
+            element_json = _element_json(dataset[tag], f"{tag:08X}")
+        except Exception:  # noqa: BLE001 - a damaged value is left out of the stored header, as pydicom would
+            continue
+        converted[f"{tag:08X}"] = element_json
+        if key is not None:
+            if len(_ELEMENT_JSON) >= _ELEMENT_JSON_LIMIT:
+                _ELEMENT_JSON.clear()
+            _ELEMENT_JSON[key] = element_json
     if "00080005" in converted:
         converted["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
     converted["7FE00010"] = {"vr": _pixel_data_vr(dataset), "BulkDataURI": BULK_DATA_URI_PREFIX + "7FE00010"}
     return converted
+
+
+def _element_json(element, path):
+    """One element as DICOM JSON; large binary values, also inside sequences, become BulkDataURIs by their path."""
+    if element.VR != "SQ":
+        return element.to_json_dict(
+            bulk_data_element_handler=lambda _: BULK_DATA_URI_PREFIX + path,
+            bulk_data_threshold=BULK_DATA_THRESHOLD_BYTES,
+        )
+    items = []
+    for index, item in enumerate(element.value):
+        item_json = {}
+        for tag in item.keys():
+            try:
+                item_json[f"{tag:08X}"] = _element_json(item[tag], f"{path}/{index}/{tag:08X}")
+            except Exception:  # noqa: BLE001 - as above, a damaged nested value is left out
+                continue
+        items.append(item_json)
+    return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
 
 def _pixel_data_vr(dataset):

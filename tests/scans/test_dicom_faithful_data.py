@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import Patient
+from scans.dicomweb.frames import bulk_value
 from scans.ingest_parsing import RejectedFile, read_dicom
 from scans.models import Instance, Study
 from tests.scans.dicom_builders import as_ct_image, charset_ct, charset_sample
@@ -119,3 +120,30 @@ def test_backfill_stores_headers_and_study_values_of_older_rows(north):
     instance = Instance.objects.get()
     assert instance.dicom_header["00100020"]["Value"] == ["MRN-OLD"]
     assert Study.objects.get().patient_name_dicom == str(received_name)
+
+
+def test_the_stored_header_is_pydicoms_dicom_json_with_bulk_data_named_by_path():
+    dataset = pydicom.dcmread(charset_sample("chrH32.dcm"))
+    icon = pydicom.Dataset()
+    icon.Rows = icon.Columns = 64
+    icon.add_new(0x7FE00010, "OB", b"\x01" * 4096)
+    dataset.IconImageSequence = [icon]
+    dataset.add_new(0x00091010, "OB", b"\x02" * 2048)
+    data = as_ct_image(dataset)
+    for _ in range(2):  # the second file's unchanged values come from the per-process cache
+        stored = read_dicom(io.BytesIO(data), allowed_modalities={"CT"}).dicom_json
+
+    expected = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).to_json_dict(
+        bulk_data_threshold=1024, bulk_data_element_handler=lambda element: f"tag {element.tag:08X}"
+    )
+    assert stored["00880200"]["Value"][0]["7FE00010"] == {"vr": "OB", "BulkDataURI": "bulkdata/00880200/0/7FE00010"}
+    assert stored["00091010"] == {"vr": "OB", "BulkDataURI": "bulkdata/00091010"}
+    assert stored["7FE00010"] == {"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"}
+    assert stored["00080005"] == {"vr": "CS", "Value": ["ISO_IR 192"]}
+    same = {tag for tag in expected if tag not in ("00080005", "00091010", "00880200")}
+    assert {tag: stored[tag] for tag in same} == {tag: expected[tag] for tag in same}
+    assert stored["00100010"]["Value"] == [
+        {"Alphabetic": "ﾔﾏﾀﾞ^ﾀﾛｳ", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}
+    ]
+    assert bulk_value(io.BytesIO(data), "00880200/0/7FE00010") == b"\x01" * 4096
+    assert bulk_value(io.BytesIO(data), "00091010") == b"\x02" * 2048

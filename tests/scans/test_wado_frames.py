@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import cv2
 import numpy as np
@@ -11,7 +12,9 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import generate_uid
 
 from scans.dicomweb.multipart import read_parts
+from scans.ingest_parsing import read_dicom
 from scans.models import Instance
+from tests.factories import InstanceFactory, SeriesFactory
 from tests.scans.dicom_builders import shipped_as_ct
 from tests.scans.test_dicomweb import key_client, stow, uids_of
 
@@ -144,3 +147,22 @@ def test_thumbnails_of_study_series_and_instance_and_wado_uri(north, stored):
     assert cv2.imdecode(np.frombuffer(jpeg.content, np.uint8), cv2.IMREAD_GRAYSCALE).shape == (16, 16)
     assert client.get("/dicomweb/wado", {**wado, "objectUID": generate_uid()}).status_code == 404
     assert client.get("/dicomweb/wado", {**wado, "requestType": "NOPE"}).status_code == 400
+
+
+def test_metadata_of_a_300_instance_series_comes_from_the_database_in_well_under_a_second(north, write_ct_series):
+    [path] = write_ct_series(slices=1, size=16, patient_id="MRN-BIG")
+    header = read_dicom(io.BytesIO(path.read_bytes()), allowed_modalities={"CT"}).dicom_json
+    series = SeriesFactory(study__hospital=north.hospital, study__patient=north.patient)
+    InstanceFactory.create_batch(300, series=series, dicom_header=header)  # rows only: no file behind them
+    url = f"/dicomweb/studies/{series.study.study_instance_uid}/series/{series.series_instance_uid}/metadata"
+    client = key_client(north)
+    assert client.get("/dicomweb/studies").status_code == 200  # a warm process, as a server is
+
+    started = time.perf_counter()
+    response = client.get(url)
+    metadata = json.loads(b"".join(response.streaming_content))
+    seconds = time.perf_counter() - started
+
+    assert len(metadata) == 300
+    assert metadata[0]["7FE00010"]["BulkDataURI"].startswith(f"http://testserver{url.removesuffix('/metadata')}")
+    assert seconds < 1.0, f"{seconds:.2f} s"

@@ -38,6 +38,14 @@ class PatientCheck(models.TextChoices):
     REJECTED = "rejected", "Rejected at patient check"
 
 
+def dicom_person_name(display_name):
+    """A display name "Given Middle Family" in DICOM ``Family^Given^Middle`` form, for studies without a DICOM value."""
+    words = display_name.split()
+    if len(words) < 2:
+        return display_name
+    return "^".join(part for part in (words[-1], words[0], " ".join(words[1:-1])) if part)
+
+
 class StudyQuerySet(TenantQuerySet):
     patient_user_lookup = "patient__user"
 
@@ -103,6 +111,16 @@ class Study(TenantOwnedModel):
 
     def get_absolute_url(self):
         return reverse("study-detail", kwargs={"pk": self.pk})
+
+    @property
+    def patient_name_for_dicom(self):
+        """The PatientName every DICOM answer or object made from this study carries: as received, else the
+        patient's display name in DICOM order (image uploads have no DICOM value)."""
+        return self.patient_name_dicom or dicom_person_name(self.patient.full_name)
+
+    @property
+    def referring_physician_for_dicom(self):
+        return self.referring_physician_dicom or dicom_person_name(self.referring_physician)
 
 
 class SeriesStatus(models.TextChoices):

@@ -191,14 +191,6 @@ def _non_negative_integer(parameters, name, *, default):
     return value
 
 
-def dicom_person_name(full_name):
-    """A display name "Given Middle Family" in DICOM ``Family^Given^Middle`` form, for studies without a DICOM value."""
-    words = full_name.split()
-    if len(words) < 2:
-        return full_name
-    return "^".join(part for part in (words[-1], words[0], " ".join(words[1:-1])) if part)
-
-
 def person_name_condition(match, raw, *, prefix, keyword):
     """Case-insensitive PN match on the upper-cased copy of the value as received (see the module docstring)."""
     value = checked_value(raw, keyword=keyword)
@@ -294,8 +286,8 @@ def study_attributes(study):
         "StudyDate": study.study_date,
         "StudyTime": study.study_time,
         "AccessionNumber": study.accession_number,
-        "ReferringPhysicianName": study.referring_physician_dicom or dicom_person_name(study.referring_physician),
-        "PatientName": study.patient_name_dicom or dicom_person_name(patient.full_name),
+        "ReferringPhysicianName": study.referring_physician_for_dicom,
+        "PatientName": study.patient_name_for_dicom,
         "PatientID": patient.mrn,
         "PatientBirthDate": patient.birth_date,
         "PatientSex": patient.sex,

@@ -424,6 +424,53 @@ class BulkDataView(DicomWebView):
         return multipart_response(parts, multipart_type=multipart_type)
 
 
+MAXIMUM_RENDERED_INSTANCES = 1000
+
+
+def rendered_part_type(request):
+    """The image type of a multipart rendered answer: ``multipart/related; type="image/jpeg"`` (or png)."""
+    for media_type, parameters, _ in accepted_media_types(request):
+        part_type = parameters.get("type", "image/jpeg").lower() if media_type == "multipart/related" else media_type
+        if part_type in rendering.RENDERED_MEDIA_TYPES:
+            return part_type
+        if part_type in ("*/*", "image/*", "multipart/*"):
+            return "image/jpeg"
+    raise exceptions.NotAcceptable('Rendered studies and series are sent as multipart/related; type="image/jpeg".')
+
+
+class RenderedCollectionView(DicomWebView):
+    """``/studies/{study}/rendered`` and ``.../series/{series}/rendered``: the first frame of every instance,
+    rendered (stored window, else as ``rendering`` chooses), one part each, in series and slice order."""
+
+    def get(self, request, study_uid, series_uid=None):
+        part_type = rendered_part_type(request)
+        target = audit_target(request.user, study_uid=study_uid, series_uid=series_uid)
+        instances = list(stored_instances(request.user, study_uid=study_uid, series_uid=series_uid)[
+            : MAXIMUM_RENDERED_INSTANCES + 1
+        ])
+        if not instances:
+            raise Http404
+        if len(instances) > MAXIMUM_RENDERED_INSTANCES:
+            raise rendering.CannotRender(
+                f"More than {MAXIMUM_RENDERED_INSTANCES} instances: ask for the rendered series one at a time."
+            )
+        viewport = request.GET.get("viewport")
+        parts = []
+        for instance in instances:
+            with instance_storage().open(instance.file.name, "rb") as stored:
+                parts.append((part_type, rendering.render_frame(
+                    fileobj=stored, instance=instance, frame_number=1, media_type=part_type,
+                    viewport=rendering.viewport_from_parameter(viewport) if viewport else None,
+                )))
+        record_event(
+            action=AuditAction.VIEW,
+            target=target,
+            request=request,
+            detail={"transaction": "WADO-RS rendered", "instances": len(parts)},
+        )
+        return multipart_response(parts, multipart_type=part_type)
+
+
 THUMBNAIL_VIEWPORT = (128, 128)
 
 

@@ -122,7 +122,7 @@ def test_metadata_comes_from_the_stored_headers_and_its_bulk_data_uri_retrieves_
     assert client.get(f"{instance_url(native)}/bulkdata/00280010").status_code == 404  # Rows is no bulk data
 
 
-def test_thumbnails_of_study_series_and_instance_and_wado_uri(north, stored):
+def test_rendered_series_and_study_thumbnails_and_wado_uri(north, stored):
     paths, _ = stored
     dataset = pydicom.dcmread(paths[0])
     client = key_client(north)
@@ -134,6 +134,12 @@ def test_thumbnails_of_study_series_and_instance_and_wado_uri(north, stored):
         assert response.status_code == 200 and response["Content-Type"] == "image/jpeg", url
         image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_GRAYSCALE)
         assert image.shape == (128, 128)
+    rendered = parts_of(client.get(
+        f"{study_url}/series/{dataset.SeriesInstanceUID}/rendered", HTTP_ACCEPT='multipart/related; type="image/png"'
+    ))
+    assert [content_type for content_type, _ in rendered] == ["image/png"] * 3
+    assert cv2.imdecode(np.frombuffer(rendered[0][1], np.uint8), cv2.IMREAD_UNCHANGED).shape == (16, 16)
+    assert len(parts_of(client.get(f"{study_url}/rendered", HTTP_ACCEPT="*/*"))) == 6  # with the shipped files
     small = client.get(f"{instance_url(dataset)}/thumbnail", {"viewport": "32,32"}, HTTP_ACCEPT="image/png")
     assert cv2.imdecode(np.frombuffer(small.content, np.uint8), cv2.IMREAD_UNCHANGED).shape == (32, 32)
 

@@ -25,6 +25,7 @@ SHIPPED = {
     "jpeg-ls": "MR_small_jpeg_ls_lossless.dcm",
     "rle-2-frames": "SC_rgb_rle_2frame.dcm",
     "jpeg-baseline": "SC_rgb_jpeg_dcmtk.dcm",
+    "big-endian": "MR_small_bigendian.dcm",
 }
 
 
@@ -87,6 +88,11 @@ def test_compressed_frames_as_stored_or_decoded_never_in_another_syntax(north, s
                    'multipart/related; type="image/jls"; transfer-syntax=1.2.840.10008.1.2.4.81'):
         assert client.get(url, HTTP_ACCEPT=accept).status_code == 406
 
+    big_endian = shipped["big-endian"]
+    [(content_type, data)] = parts_of(client.get(f"{instance_url(big_endian)}/frames/1", HTTP_ACCEPT=OCTET_STREAM))
+    assert content_type == "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
+    assert data == big_endian.pixel_array.astype(big_endian.pixel_array.dtype.newbyteorder("<")).tobytes()
+
 
 def test_frame_lists_of_a_multi_frame_instance_come_in_the_order_asked(north, stored):
     _, shipped = stored
@@ -139,7 +145,7 @@ def test_rendered_series_and_study_thumbnails_and_wado_uri(north, stored):
     ))
     assert [content_type for content_type, _ in rendered] == ["image/png"] * 3
     assert cv2.imdecode(np.frombuffer(rendered[0][1], np.uint8), cv2.IMREAD_UNCHANGED).shape == (16, 16)
-    assert len(parts_of(client.get(f"{study_url}/rendered", HTTP_ACCEPT="*/*"))) == 6  # with the shipped files
+    assert len(parts_of(client.get(f"{study_url}/rendered", HTTP_ACCEPT="*/*"))) == 3 + len(SHIPPED)
     small = client.get(f"{instance_url(dataset)}/thumbnail", {"viewport": "32,32"}, HTTP_ACCEPT="image/png")
     assert cv2.imdecode(np.frombuffer(small.content, np.uint8), cv2.IMREAD_UNCHANGED).shape == (32, 32)
 

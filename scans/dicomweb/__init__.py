@@ -4,6 +4,11 @@ Every call is authenticated (``Authorization: Bearer <api key>``, or the browser
 CSRF token) and sees only what ``visible_to`` lets the caller see: another hospital's UIDs answer
 404 (WADO) or match nothing (QIDO), exactly like UIDs that do not exist.
 
+Resources: QIDO-RS searches (``qido``); STOW-RS (``stow``); WADO-RS instances, metadata (from the
+headers stored at ingest), frames and bulk data (``frames``), rendered instances, frames, series
+and studies, and thumbnails (``rendering``); WADO-URI at ``/dicomweb/wado``. Any other path under
+``/dicomweb/`` answers 404 with a JSON body, as do the errors of every resource.
+
 Portal-specific information travels in one private block, group 0x0011, creator "RADASSIST"
 (``dicom_json.PRIVATE_CREATOR``):
 

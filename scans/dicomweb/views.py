@@ -7,6 +7,7 @@ STOW-RS reads the raw stream itself.
 """
 
 import json
+import logging
 
 import pydicom
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -21,9 +22,12 @@ from portal.audit import record_event
 from portal.models import AuditAction
 from scans.dicomweb import frames, qido, rendering, stow
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
+from scans.dicomweb.dicom_json import to_dicom_json
 from scans.dicomweb.multipart import MalformedMultipart, multipart_stream, new_boundary, parse_content_type
 from scans.ingest_parsing import BULK_DATA_URI_PREFIX, header_json
 from scans.models import Instance, Series, Study
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorsAsJson(BaseContentNegotiation):
@@ -305,10 +309,23 @@ def metadata_stream(rows, *, root):
 
 
 def header_from_file(pk):
-    """The header of an instance stored before headers were kept, read from its file."""
-    name = Instance.objects.values_list("file", flat=True).get(pk=pk)
-    with instance_storage().open(name, "rb") as stored:
-        return header_json(pydicom.dcmread(stored, stop_before_pixels=True))
+    """The header of an instance stored before headers were kept, read from its file.
+
+    A file that cannot be read (missing from storage, damaged) is logged and answered with the
+    identifying attributes the database holds, so that the rest of the series still opens.
+    """
+    instance = Instance.objects.select_related("series__study").get(pk=pk)
+    try:
+        with instance_storage().open(instance.file.name, "rb") as stored:
+            return header_json(pydicom.dcmread(stored, stop_before_pixels=True))
+    except Exception:  # noqa: BLE001 - storage and pydicom raise many kinds; the answer must not break mid-stream
+        logger.exception("stored instance file unreadable", extra={"instance_id": pk})
+        return to_dicom_json({
+            "SOPClassUID": instance.sop_class_uid,
+            "SOPInstanceUID": instance.sop_instance_uid,
+            "StudyInstanceUID": instance.series.study.study_instance_uid,
+            "SeriesInstanceUID": instance.series.series_instance_uid,
+        })
 
 
 class RenderedView(DicomWebView):

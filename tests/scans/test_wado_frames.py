@@ -122,7 +122,12 @@ def test_metadata_comes_from_the_stored_headers_and_its_bulk_data_uri_retrieves_
     assert pixel_uri == f"http://testserver{instance_url(dataset)}/bulkdata/7FE00010"
 
     native = pydicom.dcmread(paths[0])
+    Instance.objects.filter(sop_instance_uid=native.SOPInstanceUID).update(dicom_header=None)  # before backfill
     [native_metadata] = json.loads(b"".join(client.get(f"{instance_url(native)}/metadata").streaming_content))
+    assert native_metadata["00100020"]["Value"] == ["MRN-SHIPPED"]
+    Instance.objects.filter(sop_instance_uid=dataset.SOPInstanceUID).update(dicom_header=None)
+    [unreadable] = json.loads(b"".join(client.get(f"{instance_url(dataset)}/metadata").streaming_content))
+    assert unreadable["00080018"]["Value"] == [dataset.SOPInstanceUID] and "00100020" not in unreadable
     bulk = parts_of(client.get(native_metadata["7FE00010"]["BulkDataURI"], HTTP_ACCEPT=OCTET_STREAM))
     assert [data for _, data in bulk] == [native.PixelData]
     assert client.get(f"{instance_url(native)}/bulkdata/00280010").status_code == 404  # Rows is no bulk data

@@ -10,6 +10,8 @@ import json
 import logging
 
 import pydicom
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
@@ -291,17 +293,26 @@ METADATA_BATCH_SIZE = 200
 
 
 def metadata_stream(rows, *, root):
-    """A JSON array of stored headers, fetched from the database a batch at a time; BulkDataURIs made absolute."""
+    """A JSON array of stored headers, fetched from the database a batch at a time; BulkDataURIs made absolute.
+
+    The headers are read as the database's JSON text and passed on without decoding them: both
+    SQLite (Django's ``json.dumps``) and PostgreSQL (``jsonb::text``) write ``"key": "value"``,
+    so the relative BulkDataURIs are found by their text.
+    """
     yield b"["
     for start in range(0, len(rows), METADATA_BATCH_SIZE):
         batch = rows[start : start + METADATA_BATCH_SIZE]
         stored = dict(
-            Instance.objects.filter(pk__in=[pk for *_, pk in batch]).values_list("pk", "dicom_header")
+            Instance.objects.filter(pk__in=[pk for *_, pk in batch])
+            .annotate(header_text=Cast("dicom_header", output_field=TextField()))
+            .values_list("pk", "header_text")
         )
         for index, (study_uid, series_uid, sop_instance_uid, pk) in enumerate(batch, start=start):
-            header = stored.get(pk) or header_from_file(pk)
+            header_text = stored.get(pk)
+            if header_text is None or header_text == "null":
+                header_text = json.dumps(header_from_file(pk))
             instance_url = qido.instance_url(root, study_uid, series_uid, sop_instance_uid)
-            text = json.dumps(header).replace(
+            text = header_text.replace(
                 f'"BulkDataURI": "{BULK_DATA_URI_PREFIX}', f'"BulkDataURI": "{instance_url}/{BULK_DATA_URI_PREFIX}'
             )
             yield (b"," if index else b"") + text.encode()

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsClinicalStaff
 from portal.audit import record_event
 from portal.models import AuditAction
-from scans.dicomweb import frames, qido, rendering, stow
+from scans.dicomweb import frames, qido, rendering, stow, transcoding
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
 from scans.dicomweb.dicom_json import to_dicom_json
 from scans.dicomweb.multipart import MalformedMultipart, multipart_stream, new_boundary, parse_content_type
@@ -83,17 +83,29 @@ def accepted_media_types(request):
     return sorted(entries, key=lambda entry: -entry[2])
 
 
-def require_dicom_multipart(request):
-    """WADO-RS retrieve answers multipart/related; type="application/dicom" in the stored transfer syntax."""
+def retrieve_syntax(request, stored_syntaxes):
+    """The transfer syntax WADO-RS retrieve sends: None for each file as stored, or Explicit VR Little Endian.
+
+    Accept entries are tried best first: no ``transfer-syntax`` or ``*`` takes the stored files; a
+    named syntax is honoured when every file is stored in it, or when it is Explicit VR Little
+    Endian (the files are then transcoded, compressed ones decoded); anything else is 406, never a
+    silently different syntax.
+    """
     for media_type, parameters, _ in accepted_media_types(request):
-        if media_type in ("*/*", "multipart/*", "application/dicom"):
-            return
-        if media_type == "multipart/related" and parameters.get("type", "application/dicom").lower() in (
-            "application/dicom", "application/*", "*/*"
-        ):
-            return
+        accepted = media_type in ("*/*", "multipart/*", "application/dicom") or (
+            media_type == "multipart/related"
+            and parameters.get("type", "application/dicom").lower() in ("application/dicom", "application/*", "*/*")
+        )
+        if not accepted:
+            continue
+        asked = parameters.get("transfer-syntax")
+        if asked in (None, "*") or stored_syntaxes == {asked}:
+            return None
+        if asked == transcoding.EXPLICIT_VR_LITTLE_ENDIAN and all(map(transcoding.can_transcode, stored_syntaxes)):
+            return asked
     raise exceptions.NotAcceptable(
-        'Instances are sent as multipart/related; type="application/dicom" in the transfer syntax they were stored in.'
+        'Instances are sent as multipart/related; type="application/dicom", in the transfer syntax they were '
+        "stored in or in Explicit VR Little Endian (transfer-syntax=1.2.840.10008.1.2.1)."
     )
 
 
@@ -219,12 +231,12 @@ class InstanceSearchView(DicomWebView):
 class RetrieveView(DicomWebView):
     """``/studies/{study}[/series/{series}[/instances/{instance}]]``: the DICOM files, streamed as multipart.
 
-    Files go out as they were stored: a ``transfer-syntax`` asked for in Accept is not transcoded
-    to; each part's Content-Type names the syntax it is in. POST on a study URL is STOW-RS into it.
+    Files go out as they were stored, or transcoded to Explicit VR Little Endian when that is asked
+    for (``retrieve_syntax``); each part's Content-Type names the syntax it is in. POST on a study
+    URL is STOW-RS into it.
     """
 
     def get(self, request, study_uid, series_uid=None, instance_uid=None):
-        require_dicom_multipart(request)
         target = audit_target(request.user, study_uid=study_uid, series_uid=series_uid, sop_instance_uid=instance_uid)
         files = list(
             stored_instances(
@@ -233,6 +245,7 @@ class RetrieveView(DicomWebView):
         )
         if not files:
             raise Http404
+        asked_syntax = retrieve_syntax(request, {transfer_syntax for _, transfer_syntax in files})
         record_event(
             action=AuditAction.DOWNLOAD,
             target=target,
@@ -240,10 +253,17 @@ class RetrieveView(DicomWebView):
             detail={"transaction": "WADO-RS retrieve", "instances": len(files)},
         )
         storage = instance_storage()
-        parts = (
-            (f"application/dicom; transfer-syntax={transfer_syntax}", storage.open(name, "rb"))
-            for name, transfer_syntax in files
-        )
+        if asked_syntax is None:
+            parts = (
+                (f"application/dicom; transfer-syntax={transfer_syntax}", storage.open(name, "rb"))
+                for name, transfer_syntax in files
+            )
+        else:
+            parts = (
+                (f"application/dicom; transfer-syntax={asked_syntax}",
+                 transcoding.explicit_little_endian(storage, name))
+                for name, _ in files
+            )
         boundary = new_boundary()
         response = StreamingHttpResponse(
             multipart_stream(parts, boundary),

@@ -183,3 +183,26 @@ def test_metadata_of_a_300_instance_series_comes_from_the_database_in_well_under
     assert len(metadata) == 300
     assert metadata[0]["7FE00010"]["BulkDataURI"].startswith(f"http://testserver{url.removesuffix('/metadata')}")
     assert seconds < 1.0, f"{seconds:.2f} s"
+
+
+def test_retrieve_transcodes_to_explicit_little_endian_when_asked_and_refuses_other_syntaxes(north, stored):
+    _, shipped = stored
+    dataset = shipped["jpeg-ls"]
+    client = key_client(north)
+    dicom = 'multipart/related; type="application/dicom"'
+
+    [(content_type, data)] = parts_of(
+        client.get(instance_url(dataset), HTTP_ACCEPT=f"{dicom}; transfer-syntax=1.2.840.10008.1.2.1")
+    )
+    assert content_type == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+    transcoded = pydicom.dcmread(io.BytesIO(data))
+    assert transcoded.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert np.array_equal(transcoded.pixel_array, dataset.pixel_array)
+    [(content_type, _)] = parts_of(client.get(instance_url(dataset), HTTP_ACCEPT=f"{dicom}; transfer-syntax=*"))
+    assert content_type == "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80"
+    jpeg = client.get(instance_url(dataset), HTTP_ACCEPT=f"{dicom}; transfer-syntax=1.2.840.10008.1.2.4.50")
+    assert jpeg.status_code == 406
+    big_endian = client.get(
+        instance_url(shipped["big-endian"]), HTTP_ACCEPT=f"{dicom}; transfer-syntax=1.2.840.10008.1.2.1"
+    )
+    assert big_endian.status_code == 406

@@ -228,7 +228,7 @@ class Instance(TenantOwnedModel):
     rescale_intercept = models.FloatField(default=0.0)
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
-    #: The DICOM header as DICOM JSON without pixel data (``ingest_parsing.header_json``): WADO-RS metadata and
+    #: The DICOM header as DICOM JSON without pixel data (``scans.ingest.parsing.header_json``): WADO-RS metadata and
     #: QIDO-RS answer from it without opening the file. Null for image uploads and not yet backfilled rows.
     dicom_header = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

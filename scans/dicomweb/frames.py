@@ -25,7 +25,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from portal.errors import UserFacingError
 from scans.dicomweb.multipart import parse_content_type
-from scans.ingest_parsing import PIXEL_DATA_TAG
+from scans.ingest.parsing import PIXEL_DATA_TAG
 
 OCTET_STREAM = "application/octet-stream"
 #: The media type of each compressed transfer syntax (PS3.18 Table 8.7.3-4), by UID.

@@ -26,7 +26,7 @@ from scans.dicomweb import frames, qido, rendering, stow, transcoding
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
 from scans.dicomweb.dicom_json import to_dicom_json
 from scans.dicomweb.multipart import MalformedMultipart, multipart_stream, new_boundary, parse_content_type
-from scans.ingest_parsing import BULK_DATA_URI_PREFIX, header_json
+from scans.ingest.parsing import BULK_DATA_URI_PREFIX, header_json
 from scans.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)

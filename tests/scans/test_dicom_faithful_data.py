@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import Patient
 from scans.dicomweb.frames import bulk_value
-from scans.ingest_parsing import RejectedFile, read_dicom
+from scans.ingest.parsing import RejectedFile, read_dicom
 from scans.models import Instance, Study
 from tests.scans.dicom_builders import as_ct_image, charset_ct, charset_sample
 from tests.scans.test_dicomweb import FAILED_SOP_SEQUENCE, FAILURE_REASON, key_client, stow, value

@@ -12,7 +12,7 @@ from pydicom.encaps import generate_frames
 from pydicom.uid import generate_uid
 
 from scans.dicomweb.multipart import read_parts
-from scans.ingest_parsing import read_dicom
+from scans.ingest.parsing import read_dicom
 from scans.models import Instance
 from tests.factories import InstanceFactory, SeriesFactory
 from tests.scans.dicom_builders import shipped_as_ct

@@ -8,7 +8,7 @@ rows that still lack what it fills in.
 import pydicom
 from django.core.management.base import BaseCommand
 
-from scans.ingest_parsing import header_json
+from scans.ingest.parsing import header_json
 from scans.models import Instance, Study
 
 PATIENT_NAME, REFERRING_PHYSICIAN_NAME, STUDY_ID = "00100010", "00080090", "00200010"

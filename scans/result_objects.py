@@ -13,6 +13,7 @@ import io
 from django.db import transaction
 from django.utils import timezone
 
+from scans.ingest.parsing import stored_header_json
 from scans.models import Instance, Series, SeriesStatus, instance_file_path
 
 #: The modalities of the objects RadAssist makes: segmentation, structured report, encapsulated document.
@@ -84,6 +85,7 @@ def store_result_object(*, study, dataset):
                 rows=int(dataset.get("Rows", 0)),
                 columns=int(dataset.get("Columns", 0)),
                 number_of_frames=int(dataset.get("NumberOfFrames", 1) or 1),
+                dicom_header=stored_header_json(io.BytesIO(content)),
             )
     except BaseException:
         field.storage.delete(stored_name)

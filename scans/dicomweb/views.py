@@ -9,7 +9,6 @@ STOW-RS reads the raw stream itself.
 import json
 import logging
 
-import pydicom
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -26,7 +25,7 @@ from scans.dicomweb import frames, qido, rendering, stow, transcoding
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
 from scans.dicomweb.dicom_json import to_dicom_json
 from scans.dicomweb.multipart import MalformedMultipart, multipart_stream, new_boundary, parse_content_type
-from scans.ingest.parsing import BULK_DATA_URI_PREFIX, header_json
+from scans.ingest.parsing import BULK_DATA_URI_PREFIX, stored_header_json
 from scans.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)
@@ -348,7 +347,7 @@ def header_from_file(pk):
     instance = Instance.objects.select_related("series__study").get(pk=pk)
     try:
         with instance_storage().open(instance.file.name, "rb") as stored:
-            return header_json(pydicom.dcmread(stored, stop_before_pixels=True))
+            return stored_header_json(stored)
     except Exception:  # noqa: BLE001 - storage and pydicom raise many kinds; the answer must not break mid-stream
         logger.exception("stored instance file unreadable", extra={"instance_id": pk})
         return to_dicom_json({

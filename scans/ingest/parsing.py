@@ -332,10 +332,12 @@ _ELEMENT_JSON = {}
 _ELEMENT_JSON_LIMIT = 20_000
 
 
-def header_json(dataset):
-    """The header (read without pixel data) as DICOM JSON, for WADO-RS metadata and QIDO-RS to serve without the file.
+def header_json(dataset, *, pixel_data_follows):
+    """The header as DICOM JSON, for WADO-RS metadata and QIDO-RS to serve without the file.
 
-    Binary values above ``BULK_DATA_THRESHOLD_BYTES`` and the Pixel Data are left out and named by
+    ``pixel_data_follows``: the dataset was read with ``stop_before_pixels`` from a file that has
+    Pixel Data, which the header then names by its BulkDataURI. Binary values above
+    ``BULK_DATA_THRESHOLD_BYTES`` are left out and named by
     a BulkDataURI relative to the instance (``bulkdata/<tag>[/<item>/<tag>...]``); the strings are
     Unicode, so the SpecificCharacterSet says UTF-8 ("ISO_IR 192"). A value pydicom cannot
     convert is left out rather than refusing the file. Like :class:`HeaderValues`, each distinct
@@ -365,8 +367,18 @@ def header_json(dataset):
             _ELEMENT_JSON[key] = element_json
     if "00080005" in converted:
         converted["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
-    converted["7FE00010"] = {"vr": _pixel_data_vr(dataset), "BulkDataURI": BULK_DATA_URI_PREFIX + "7FE00010"}
+    if pixel_data_follows:
+        converted["7FE00010"] = {"vr": _pixel_data_vr(dataset), "BulkDataURI": BULK_DATA_URI_PREFIX + "7FE00010"}
     return converted
+
+
+def stored_header_json(fileobj):
+    """:func:`header_json` of a stored file, read without its pixel data (for instances stored before headers were)."""
+    from pydicom import dcmread
+
+    fileobj.seek(0)
+    dataset = dcmread(fileobj, stop_before_pixels=True)
+    return header_json(dataset, pixel_data_follows=_has_pixel_data_at(fileobj, fileobj.tell()))
 
 
 def _element_json(element, path):
@@ -474,7 +486,7 @@ def _header_from(values):
         patient_name_dicom=person_name_as_received(values, "PatientName"),
         referring_physician_dicom=person_name_as_received(values, "ReferringPhysicianName"),
         dicom_study_id=_text(values, "StudyID")[:64],
-        dicom_json=header_json(values.dataset),
+        dicom_json=header_json(values.dataset, pixel_data_follows=True),
     )
 
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.models import Patient
 from scans.dicomweb.frames import bulk_value
-from scans.ingest.parsing import RejectedFile, read_dicom
+from scans.ingest.parsing import RejectedFile, read_dicom, stored_header_json
 from scans.models import Instance, Study
 from tests.scans.dicom_builders import as_ct_image, charset_ct, charset_sample
 from tests.scans.test_dicomweb import FAILED_SOP_SEQUENCE, FAILURE_REASON, key_client, stow, value
@@ -147,3 +147,11 @@ def test_the_stored_header_is_pydicoms_dicom_json_with_bulk_data_named_by_path()
     ]
     assert bulk_value(io.BytesIO(data), "00880200/0/7FE00010") == b"\x01" * 4096
     assert bulk_value(io.BytesIO(data), "00091010") == b"\x02" * 2048
+
+
+def test_a_stored_header_names_pixel_data_only_when_the_file_has_some():
+    without_pixels = charset_sample("chrFren.dcm")
+    with open(without_pixels, "rb") as fileobj:
+        assert "7FE00010" not in stored_header_json(fileobj)
+    with_pixels = as_ct_image(pydicom.dcmread(without_pixels))
+    assert stored_header_json(io.BytesIO(with_pixels))["7FE00010"] == {"vr": "OW", "BulkDataURI": "bulkdata/7FE00010"}

@@ -5,10 +5,9 @@ their file on every request until this command has run once. Safe to run again: 
 rows that still lack what it fills in.
 """
 
-import pydicom
 from django.core.management.base import BaseCommand
 
-from scans.ingest.parsing import header_json
+from scans.ingest.parsing import stored_header_json
 from scans.models import Instance, Study
 
 PATIENT_NAME, REFERRING_PHYSICIAN_NAME, STUDY_ID = "00100010", "00080090", "00200010"
@@ -29,7 +28,7 @@ def backfill_instance_headers(*, batch_size=200):
     for instance in pending.only("pk", "file").iterator(chunk_size=batch_size):
         try:
             with storage.open(instance.file.name, "rb") as stored:
-                header = header_json(pydicom.dcmread(stored, stop_before_pixels=True))
+                header = stored_header_json(stored)
         except Exception:  # noqa: BLE001 - a missing or damaged file is reported, the others go on
             unreadable.append(instance.pk)
             continue

@@ -79,7 +79,7 @@ def wait_until_up(url, *, process, timeout=120):
         try:
             if requests.get(url, timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer within {timeout} s")

@@ -3,8 +3,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
 
-from accounts.models import ApiKey, Hospital, Invitation, Patient, User
-from accounts.services import create_api_key, invite_user, revoke_api_key
+from accounts.models import ApiKey, DicomPeer, Hospital, Invitation, Patient, User
+from accounts.services import create_api_key, invite_user, register_dicom_peer, remove_dicom_peer, revoke_api_key
 from portal.admin import TenantAdmin
 
 admin.site.site_header = "RadAssist administration"
@@ -14,8 +14,8 @@ admin.site.index_title = "Hospital administration"
 
 @admin.register(Hospital)
 class HospitalAdmin(TenantAdmin):
-    list_display = ("name", "slug", "created_at")
-    search_fields = ("name", "slug")
+    list_display = ("name", "slug", "ae_title", "dimse_complete_on_release", "created_at")
+    search_fields = ("name", "slug", "ae_title")
     prepopulated_fields = {"slug": ("name",)}
 
     def has_add_permission(self, request):
@@ -183,3 +183,56 @@ class ApiKeyAdmin(TenantAdmin):
         for api_key in queryset.filter(revoked_at__isnull=True):
             revoke_api_key(api_key=api_key, revoked_by=request.user)
         messages.success(request, "The selected keys are revoked.")
+
+
+class DicomPeerForm(forms.ModelForm):
+    #: The hospital a hospital admin acts for (their form has no hospital field); set by the admin class.
+    acting_hospital = None
+
+    class Meta:
+        model = DicomPeer
+        fields = ("hospital", "ae_title", "host", "description")
+
+    def clean(self):
+        cleaned = super().clean()
+        hospital = cleaned.get("hospital") or self.acting_hospital or getattr(self.instance, "hospital", None)
+        ae_title = cleaned.get("ae_title")
+        if hospital is not None and ae_title:
+            others = DicomPeer.objects.for_hospital(hospital).filter(ae_title=ae_title).exclude(pk=self.instance.pk)
+            if others.exists():
+                self.add_error("ae_title", f"{hospital.name} already has a DICOM peer with this AE title.")
+        return cleaned
+
+
+@admin.register(DicomPeer)
+class DicomPeerAdmin(TenantAdmin):
+    """The scanners and PACS that may send to (and query) the hospital's AE title."""
+
+    form = DicomPeerForm
+    list_display = ("ae_title", "host", "description", "hospital", "created_at")
+    list_filter = ("hospital",)
+    search_fields = ("ae_title", "host", "description")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if not request.user.is_superuser:
+            form.acting_hospital = request.user.hospital
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        hospital = obj.hospital if request.user.is_superuser else request.user.hospital
+        peer = register_dicom_peer(
+            hospital=hospital, ae_title=obj.ae_title, host=obj.host, description=obj.description
+        )
+        obj.pk = peer.pk
+        obj.__dict__.update(peer.__dict__)
+
+    def delete_model(self, request, obj):
+        remove_dicom_peer(peer=obj)
+
+    def delete_queryset(self, request, queryset):
+        for peer in queryset:
+            remove_dicom_peer(peer=peer)

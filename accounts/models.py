@@ -1,13 +1,42 @@
 import hashlib
 import secrets
+import unicodedata
 
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
 from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.tenancy import TenantQuerySet
+
+AE_TITLE_MAX_LENGTH = 16
+
+
+def validate_ae_title(value):
+    """A DICOM AE title (PS3.5 AE): 1 to 16 characters, no backslash, no control characters, not all spaces.
+
+    Leading and trailing spaces are not significant in an AE title, so they are not allowed here either:
+    a title is stored the way peers will compare it.
+    """
+    if not value or not value.strip():
+        raise ValidationError("An AE title needs at least one character that is not a space.")
+    if len(value) > AE_TITLE_MAX_LENGTH:
+        raise ValidationError(f"An AE title has at most {AE_TITLE_MAX_LENGTH} characters.")
+    if value != value.strip(" "):
+        raise ValidationError("An AE title must not start or end with a space.")
+    if "\\" in value:
+        raise ValidationError("An AE title must not contain a backslash.")
+    if any(unicodedata.category(character).startswith("C") for character in value):
+        raise ValidationError("An AE title must not contain control characters.")
+    if not value.isascii():
+        raise ValidationError("An AE title is written in plain ASCII letters, digits and punctuation.")
+
+
+def default_ae_title(slug):
+    """The AE title a hospital gets unless one is chosen: its slug in capitals, cut to 16 characters."""
+    return slug.upper()[:AE_TITLE_MAX_LENGTH]
 
 
 class HospitalQuerySet(TenantQuerySet):
@@ -24,6 +53,19 @@ class Hospital(models.Model):
         help_text="A DICOM PatientID that matches no record creates one from the file's identity; "
         "otherwise such studies wait in the patient-check queue.",
     )
+    ae_title = models.CharField(
+        "DICOM AE title",
+        max_length=AE_TITLE_MAX_LENGTH,
+        unique=True,
+        validators=[validate_ae_title],
+        help_text="The called AE title with which scanners and PACS send this hospital's images by DICOM.",
+    )
+    dimse_complete_on_release = models.BooleanField(
+        "complete DICOM series on release",
+        default=True,
+        help_text="A series received by DICOM C-STORE completes when the sender releases the association; "
+        "otherwise once no instance arrived for the quiet period.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HospitalQuerySet.as_manager()
@@ -33,6 +75,11 @@ class Hospital(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.ae_title:
+            self.ae_title = default_ae_title(self.slug)
+        super().save(*args, **kwargs)
 
 
 class Role(models.TextChoices):
@@ -280,3 +327,42 @@ class ApiKey(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+
+class DicomPeerQuerySet(TenantQuerySet):
+    pass
+
+
+class DicomPeer(models.Model):
+    """A DICOM node (scanner, PACS) allowed to associate with its hospital's AE title.
+
+    What it stores is filed under its own API-client user, as an API key's uploads are, so every
+    upload batch and audit event names the peer that sent it.
+    """
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="dicom_peers")
+    ae_title = models.CharField(
+        "calling AE title", max_length=AE_TITLE_MAX_LENGTH, validators=[validate_ae_title],
+        help_text="The AE title the scanner or PACS calls from.",
+    )
+    host = models.GenericIPAddressField(
+        null=True, blank=True, help_text="The IP address it must connect from; empty accepts any address."
+    )
+    description = models.CharField(max_length=200, blank=True)
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="dicom_peer", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DicomPeerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hospital_id", "ae_title"]
+        verbose_name = "DICOM peer"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "ae_title"], name="unique_dicom_peer_ae_title_per_hospital")
+        ]
+
+    def __str__(self):
+        return f"{self.ae_title} ({self.host})" if self.host else self.ae_title
+
+    def accepts_address(self, address):
+        return not self.host or self.host == address

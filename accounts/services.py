@@ -1,17 +1,18 @@
-"""Actions on hospitals, users, invitations and API keys. Views, admin and commands call these."""
+"""Actions on hospitals, users, invitations, API keys and DICOM peers. Views, admin and commands call these."""
 
 import secrets
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ApiKey, Invitation, Role, User
+from accounts.models import ApiKey, DicomPeer, Invitation, Role, User, validate_ae_title
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
@@ -149,3 +150,42 @@ def authenticate_api_key(secret):
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key.user
+
+
+class DicomPeerError(UserFacingError):
+    pass
+
+
+def register_dicom_peer(*, hospital, ae_title, host=None, description=""):
+    """Let a scanner or PACS associate with the hospital's AE title, from ``host`` only if given.
+
+    The peer acts through its own API-client user (doctor-level, no password), like an API key,
+    so that what it sends is attributed to it.
+    """
+    try:
+        validate_ae_title(ae_title)
+    except ValidationError as error:
+        raise DicomPeerError(f"{ae_title!r} is not a valid AE title: {' '.join(error.messages)}") from None
+    if DicomPeer.objects.for_hospital(hospital).filter(ae_title=ae_title).exists():
+        raise DicomPeerError(f"{hospital.name} already has a DICOM peer with the AE title {ae_title}.")
+    with transaction.atomic():
+        client = User(
+            email=f"dicom-{hospital.slug}-{secrets.token_hex(4)}@dicom.radassist.invalid",
+            full_name=f"DICOM peer {ae_title}",
+            hospital=hospital,
+            role=Role.DOCTOR,
+            is_api_client=True,
+        )
+        client.set_unusable_password()
+        client.save()
+        return DicomPeer.objects.create(
+            hospital=hospital, ae_title=ae_title, host=host or None, description=description, user=client
+        )
+
+
+def remove_dicom_peer(*, peer):
+    """The peer may no longer associate; its user stays (inactive) as the author of what it sent."""
+    with transaction.atomic():
+        peer.user.is_active = False
+        peer.user.save(update_fields=["is_active"])
+        peer.delete()

@@ -30,7 +30,9 @@ def victim_data(builder):
 @victim_data
 def accounts_rows(world):
     from accounts.models import Invitation
+    from accounts.services import register_dicom_peer
 
+    dicom_peer = register_dicom_peer(hospital=world.hospital, ae_title="VICTIMSCANNER42", host="10.9.8.7")
     invitation = Invitation.objects.create(
         hospital=world.hospital,
         email="invitee.victim@south.test",
@@ -47,6 +49,7 @@ def accounts_rows(world):
             world.patient.user,
             world.api_key,
             invitation,
+            dicom_peer,
         ],
         markers=[
             world.hospital.name,
@@ -57,6 +60,7 @@ def accounts_rows(world):
             world.patient.user.email,
             invitation.email,
             world.api_key.key_prefix,
+            dicom_peer.ae_title,
         ],
         url_values={"slug": [world.hospital.slug]},
     )

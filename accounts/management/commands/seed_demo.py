@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Hospital, Patient, Role, Sex, User
-from accounts.services import mark_email_verified
+from accounts.models import DicomPeer, Hospital, Patient, Role, Sex, User
+from accounts.services import mark_email_verified, register_dicom_peer
 
 DEMO_PASSWORD = "radassist-demo-2026"
 
@@ -13,6 +13,8 @@ DEMO_HOSPITALS = [
     ("northside", "Northside General"),
     ("riverside", "Riverside Clinic"),
 ]
+#: The calling AE title every demo hospital accepts, so that dcmtk's storescu can send right away.
+DEMO_DICOM_PEER = "DEMO_PACS"
 DEMO_DOCTORS = [("doctor1", "Dr Amelia Hart"), ("doctor2", "Dr Samuel Okafor")]
 DEMO_PATIENTS = [
     ("patient1", "Ada Lovelace", date(1961, 12, 10), Sex.FEMALE),
@@ -41,7 +43,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo password: {DEMO_PASSWORD}")
 
     def seed_hospital(self, slug, name):
-        hospital, _ = Hospital.objects.get_or_create(slug=slug, defaults={"name": name})
+        hospital, _ = Hospital.objects.get_or_create(slug=slug, defaults={"name": name, "ae_title": slug.upper()})
+        if not DicomPeer.objects.for_hospital(hospital).filter(ae_title=DEMO_DICOM_PEER).exists():
+            register_dicom_peer(hospital=hospital, ae_title=DEMO_DICOM_PEER, description="Demo PACS (any address)")
         self.seed_user(f"admin@{slug}.example", f"{name} administrator", hospital, Role.HOSPITAL_ADMIN)
         for local, full_name in DEMO_DOCTORS:
             self.seed_user(f"{local}@{slug}.example", full_name, hospital, Role.DOCTOR)

@@ -254,13 +254,15 @@ class UploadBatchQuerySet(TenantQuerySet):
 
 
 class UploadBatch(TenantOwnedModel):
+    """One upload (web form, REST call, STOW-RS request or DICOM association) and the outcome of every file in it."""
+
     tenant_parent = "patient"
-    """One upload (web form, REST call or STOW-RS request) and the outcome of every file in it."""
 
     class Source(models.TextChoices):
         WEB = "web", "Web upload"
         API = "api", "REST API"
         STOW = "stow", "DICOMweb STOW-RS"
+        DIMSE = "dimse", "DICOM C-STORE"
 
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="upload_batches")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="upload_batches")
@@ -280,6 +282,19 @@ class UploadBatch(TenantOwnedModel):
 
     def __str__(self):
         return f"{self.get_source_display()} by {self.uploaded_by} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def completes_series_on_close(self):
+        """Whether closing the batch completes its series, or the quiet period after the last instance does.
+
+        STOW-RS requests are many per series, so they leave it to the quiet period; a DICOM association
+        is one per series (or study) and completes them on release, unless its hospital chose the quiet period.
+        """
+        if self.source == self.Source.STOW:
+            return False
+        if self.source == self.Source.DIMSE:
+            return self.hospital.dimse_complete_on_release
+        return True
 
 
 class FileOutcome(models.TextChoices):

@@ -207,6 +207,11 @@ SERIES_QUIET_SECONDS = env.int("RADASSIST_SERIES_QUIET_SECONDS", default=30)
 #: An upload batch with no new file for this long is closed for its uploader (its series then complete).
 UPLOAD_BATCH_IDLE_SECONDS = env.int("RADASSIST_UPLOAD_BATCH_IDLE_SECONDS", default=3600)
 
+# --- DICOM listener (scans/dimse; added with issue 19, to move into portal/settings/base.py) ---------
+#: The TCP port of `manage.py run_dicom_listener` (and of the listener `make run` starts).
+DICOM_PORT = env.int("RADASSIST_DICOM_PORT", default=11112)
+# --- end of the DICOM listener block ----------------------------------------------------------------
+
 # Email --------------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -306,5 +311,7 @@ LOGGING = {
         # WeasyPrint logs every rendering step at INFO; its warnings (a missing image, a bad rule) still show.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # DICOM listener: pynetdicom logs every DIMSE message at INFO; the listener logs one line per association.
+        "pynetdicom": {"level": "WARNING"},
     },
 }

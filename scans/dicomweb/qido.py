@@ -208,8 +208,8 @@ def parse_date(text):
         raise InvalidQuery(f"Dates are written YYYYMMDD; {text!r} is not one.") from None
 
 
-def condition(match, raw, *, prefix, user, keyword):
-    """The Q object that matches ``raw`` on one attribute."""
+def condition(match, raw, *, prefix, visible_series, keyword):
+    """The Q object that matches ``raw`` on one attribute (``visible_series``: the series the searcher may see)."""
     field = prefix + match.field
     if match.kind in ("uid", "modality_in_study"):
         values = [value.strip() for value in re.split(r"[,\\]", raw) if value.strip()]
@@ -217,7 +217,7 @@ def condition(match, raw, *, prefix, user, keyword):
             raise InvalidQuery(f"A list of values may hold at most {MAXIMUM_LISTED_VALUES} values.")
         if match.kind == "uid":
             return Q(**{f"{field}__in": values})
-        studies = Series.objects.visible_to(user).filter(modality__in=values).values("study_id")
+        studies = visible_series.filter(modality__in=values).values("study_id")
         return Q(**{f"{field}__in": studies})
     if match.kind == "integer":
         try:
@@ -241,14 +241,15 @@ def condition(match, raw, *, prefix, user, keyword):
     return Q(**text_match(field, raw, keyword=keyword))
 
 
-def filtered(queryset, query, *, matches_by_prefix, user):
+def filtered(queryset, query, *, matches_by_prefix, visible_series):
+    """``queryset`` narrowed by every non-empty filter of the query (shared by QIDO-RS and DIMSE C-FIND)."""
     for keyword, raw in query.filters.items():
         if raw == "":
             continue
         for prefix, matches in matches_by_prefix:
             if keyword in matches:
                 queryset = queryset.filter(
-                    condition(matches[keyword], raw, prefix=prefix, user=user, keyword=keyword)
+                    condition(matches[keyword], raw, prefix=prefix, visible_series=visible_series, keyword=keyword)
                 )
                 break
     return queryset
@@ -351,7 +352,7 @@ def search_studies(*, request, user, parameters):
         Study.objects.visible_to(user).select_related("patient"),
         query,
         matches_by_prefix=[("", STUDY_MATCHES)],
-        user=user,
+        visible_series=Series.objects.visible_to(user),
     ).order_by("-study_date", "-created_at", "pk")
     page, warnings = page_of(studies, query)
     study_ids = [study.pk for study in page]
@@ -392,7 +393,7 @@ def search_series(*, request, user, parameters, study_uid=None):
         series_rows,
         query,
         matches_by_prefix=[("", SERIES_MATCHES), ("study__", STUDY_MATCHES)],
-        user=user,
+        visible_series=Series.objects.visible_to(user),
     ).order_by("study__study_instance_uid", "series_number", "created_at", "pk")
     page, warnings = page_of(series_rows, query)
     instance_counts = dict(
@@ -430,7 +431,7 @@ def search_instances(*, request, user, parameters, study_uid=None, series_uid=No
         instances,
         query,
         matches_by_prefix=[("", INSTANCE_MATCHES), ("series__", SERIES_MATCHES), ("series__study__", STUDY_MATCHES)],
-        user=user,
+        visible_series=Series.objects.visible_to(user),
     ).order_by("series__study__study_instance_uid", "series__series_number", "series", "slice_location",
                "instance_number", "pk")
     page, warnings = page_of(instances, query)

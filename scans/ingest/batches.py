@@ -36,7 +36,8 @@ def open_batch(*, hospital, uploaded_by, source, patient=None):
 
 
 def close_batch(*, batch):
-    """Close the batch; web and REST batches complete every series they stored into right away."""
+    """Close the batch; web and REST batches (and DICOM associations, unless their hospital chose the quiet
+    period) complete every series they stored into right away."""
     with transaction.atomic():
         locked = UploadBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.closed_at is None:
@@ -46,7 +47,7 @@ def close_batch(*, batch):
             counts = {row["outcome"]: row["files"] for row in outcomes}
             record_event(action=AuditAction.UPLOAD, target=locked, actor=locked.uploaded_by, detail=counts)
     batch.closed_at = locked.closed_at
-    if batch.source == UploadBatch.Source.STOW:
+    if not batch.completes_series_on_close:
         return batch
     touched = Series.objects.filter(
         pk__in=UploadedFile.objects.filter(batch=batch, outcome=FileOutcome.STORED).values("instance__series")

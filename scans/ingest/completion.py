@@ -1,8 +1,10 @@
 """Series completion: once every instance of a series is stored, it is announced (``series_completed``).
 
-A web or REST batch completes every series it stored into when it closes; STOW-RS leaves completion to
-the quiet period (``complete_series_if_quiet``, one pending check per series). Instances that arrive
-after their series completed complete it again (see ``complete_series``).
+A web or REST batch completes every series it stored into when it closes, and so does a DICOM
+association when it is released, unless its hospital chose the quiet period
+(``Hospital.dimse_complete_on_release``); STOW-RS leaves completion to the quiet period
+(``complete_series_if_quiet``, one pending check per series). Instances that arrive after their series
+completed complete it again (see ``complete_series``).
 """
 
 from datetime import timedelta
@@ -12,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.queueing import queue_task
-from scans.models import Series, SeriesStatus, UploadBatch
+from scans.models import Series, SeriesStatus
 from scans.signals import series_completed
 
 
@@ -65,9 +67,9 @@ def schedule_quiet_check(series_id, *, countdown):
 
 
 def mark_instances_arrived(batch, series_ids):
-    """Note when instances last arrived; a STOW-RS series gets its quiet-period check (one at a time)."""
+    """Note when instances last arrived; a series left to the quiet period gets its check (one at a time)."""
     Series.objects.filter(pk__in=series_ids).update(last_instance_at=timezone.now())
-    if batch.source != UploadBatch.Source.STOW:
+    if batch.completes_series_on_close:
         return
     for series_id in series_ids:
         if Series.objects.filter(pk=series_id, quiet_check_pending=False).update(quiet_check_pending=True):

@@ -70,6 +70,29 @@ def ingest_files(*, batch, files, expected_study_uid=None):
     return results
 
 
+class IngestStream:
+    """Files ingested one at a time, each written (a group of one) before the next is read.
+
+    For a door that must answer every file before its sender sends the next: a DICOM C-STORE
+    response carries the outcome of its instance, and storage SCUs wait for it. The patient,
+    study and series lookups are kept from file to file, as within one ``ingest_files`` call
+    (measured: about a third less time per instance than one ``ingest_files`` call per file).
+    """
+
+    def __init__(self, *, batch):
+        self._ingest = _GroupedIngest(batch=batch, expected_study_uid=None)
+
+    def ingest_file(self, *, name, fileobj):
+        """Ingest and write one file now; returns its results (one, or one per zip entry).
+
+        Never raises for user errors."""
+        source = len(self._ingest.results)
+        self._ingest.add(name, fileobj)
+        self._ingest.finish()
+        results, self._ingest.results[source] = self._ingest.results[source], []
+        return results
+
+
 def internal_error():
     return RejectedFile(INTERNAL_ERROR_REASON, failure_reason=FailureReason.PROCESSING_FAILURE)
 

@@ -3,6 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
+DICOM_PORT ?= 11112
 
 .PHONY: run test venv system-check browser compose-cli pdf-tools dicom-tools lint bench clean
 
@@ -18,7 +19,7 @@ system-check: venv
 	@$(PYTHON) -m portal.system_check
 
 run: system-check
-	$(PYTHON) manage.py run_portal --port $(PORT)
+	$(PYTHON) manage.py run_portal --port $(PORT) --dicom-port $(DICOM_PORT)
 
 # Debian's chromium for the browser tests (Playwright's own browser download cannot work offline).
 browser:
@@ -38,13 +39,14 @@ pdf-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
 	  else echo "Report tests need Debian's poppler-utils: sudo apt-get install poppler-utils"; exit 1; fi; }
 
-# Debian's dicom3tools (dciodvfy checks the SEG, SR and PDF objects we make) and Orthanc with its DICOMweb
-# plugin (the PACS the outbox tests send to by STOW-RS and C-STORE).
+# Debian's dicom3tools (dciodvfy checks the SEG, SR and PDF objects we make), Orthanc with its DICOMweb
+# plugin (the PACS the outbox tests send to by STOW-RS and C-STORE), and dcmtk (the DICOM listener tests
+# talk to it with echoscu, storescu and findscu).
 dicom-tools:
-	@{ command -v dciodvfy && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } \
-	  >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools orthanc orthanc-dicomweb >/dev/null; \
-	  else echo "DICOM result tests need dicom3tools, orthanc and orthanc-dicomweb: sudo apt-get install dicom3tools orthanc orthanc-dicomweb"; exit 1; fi; }
+	@{ command -v dciodvfy && command -v Orthanc && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so \
+	  && command -v storescu && command -v findscu; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools orthanc orthanc-dicomweb dcmtk >/dev/null; \
+	  else echo "DICOM tests need dicom3tools, orthanc, orthanc-dicomweb and dcmtk: sudo apt-get install dicom3tools orthanc orthanc-dicomweb dcmtk"; exit 1; fi; }
 
 test: system-check browser compose-cli pdf-tools dicom-tools
 	$(PYTHON) -m ruff check .

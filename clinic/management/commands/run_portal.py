@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-from accounts.management.commands.seed_demo import DEMO_PASSWORD
+from accounts.management.commands.seed_demo import DEMO_DICOM_PEER, DEMO_PASSWORD
+from accounts.models import Hospital
 
 
 class Command(BaseCommand):
@@ -17,8 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--dicom-port", type=int, default=settings.DICOM_PORT)
 
-    def handle(self, *args, port, host, **options):
+    def handle(self, *args, port, host, dicom_port, **options):
         call_command("migrate", interactive=False, verbosity=0)
         if settings.DEBUG:
             call_command("seed_demo", verbosity=0, stdout=open(os.devnull, "w"))
@@ -62,15 +64,27 @@ class Command(BaseCommand):
                 env=environment,
                 start_new_session=True,
             ),
+            subprocess.Popen(
+                [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_dicom_listener", "--host", host,
+                 "--port", str(dicom_port)],
+                env=environment,
+                start_new_session=True,
+            ),
         ]
         self.stdout.write(self.style.SUCCESS(f"\nRadAssist is running at http://{host}:{port}/"))
-        if settings.DEBUG:
+        ae_titles = hospital_ae_titles()
+        self.stdout.write(f"DICOM: AE titles {', '.join(ae_titles) or '(no hospital yet)'} on {host}:{dicom_port}")
+        if settings.DEBUG and ae_titles:
+            self.stdout.write(
+                f"Demo DICOM sender (dcmtk): storescu -aet {DEMO_DICOM_PEER} -aec {ae_titles[0]} {host} {dicom_port} "
+                "file.dcm"
+            )
             self.stdout.write(
                 "Demo logins: admin@northside.example, doctor1@northside.example, "
                 "patient1@northside.example (and doctor2, patient2, patient3; the same at riverside)"
             )
             self.stdout.write(f"Demo password: {DEMO_PASSWORD}")
-        self.stdout.write("Press Ctrl-C to stop the web server and the worker.\n")
+        self.stdout.write("Press Ctrl-C to stop the web server, the worker and the DICOM listener.\n")
         # Ctrl-C, and a SIGTERM from a process manager, both stop the children before this command exits
         # (a shell that starts this in the background leaves SIGINT ignored unless it is set here).
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -82,6 +96,10 @@ class Command(BaseCommand):
             pass
         finally:
             stop_process_groups(processes)
+
+
+def hospital_ae_titles():
+    return list(Hospital.objects.order_by("ae_title").values_list("ae_title", flat=True))
 
 
 def _interrupt(signum, frame):

@@ -1,4 +1,4 @@
-"""Ingest benchmark: one generated CT series through DICOMweb STOW-RS and through the web upload.
+"""Ingest benchmark: one generated CT series through DICOMweb STOW-RS, the web upload and DICOM C-STORE.
 
 Generates a 16-bit CT series (300 slices of 512x512 by default, about 150 MB) with
 ``ml.phantoms.write_dicom_series``, then for each path starts a fresh portal web process
@@ -11,8 +11,12 @@ peak memory under 250 MB whatever the series size, and STOW-RS at least as fast 
   requests over 1 MB go out with chunked transfer encoding, as dicomweb-client sends them);
 - web upload: the browser's request sequence (scans/views.py) with a logged-in session:
   open a batch, POST the files in batches, close the batch;
+- DICOM C-STORE (when Debian's dcmtk is installed): dcmtk's ``storescu`` sends the series in one
+  association to a fresh ``manage.py run_dicom_listener`` (same temporary database and media as
+  above; a registered calling AE title), and the listener's CPU time and peak memory are read;
 - Orthanc (when the Debian packages ``orthanc`` and ``orthanc-dicomweb`` are installed): the
-  same files through its DICOMweb plugin's STOW-RS with the same client and batches.
+  same files through its DICOMweb plugin's STOW-RS with the same client and batches, and through
+  its own DICOM C-STORE receiver with the same ``storescu`` command.
 
 Nothing is fetched from the network; every process started here is stopped at the end.
 
@@ -42,6 +46,8 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
+STORESCU = shutil.which("storescu")
+BENCH_CALLING_AE_TITLE = "BENCH_CT"
 ORTHANC_DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 PEAK_MEMORY_GOAL_MB = 250
 
@@ -51,11 +57,12 @@ import json
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from accounts.models import Hospital, Role, User
-from accounts.services import create_api_key
+from accounts.services import create_api_key, register_dicom_peer
 
 hospital = Hospital.objects.create(slug="bench", name="Benchmark Hospital")
 doctor = User.objects.create_user(email="doctor@bench.invalid", password=None, hospital=hospital, role=Role.DOCTOR)
 _, secret = create_api_key(hospital=hospital, name="bench")
+register_dicom_peer(hospital=hospital, ae_title="BENCH_CT")
 session = SessionStore()
 session[SESSION_KEY] = str(doctor.pk)
 session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -188,6 +195,63 @@ class Portal:
         self.log.close()
 
 
+class Listener(Portal):
+    """A DICOM listener process of its own (``run_dicom_listener``), on the same kind of temporary portal."""
+
+    def __enter__(self):
+        self.manage("migrate", "--noinput")
+        self.manage("shell", "-c", SETUP_SCRIPT)
+        self.ae_title = "BENCH"  # the bench hospital's slug in capitals
+        self.log = open(self.workspace / "listener.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_dicom_listener", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPOSITORY, env=self.environment, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_until_listening(self.port, process=self.process)
+        # One untimed C-STORE of pydicom's CT_small.dcm (a study of its own) loads pydicom, the ingest and
+        # the task queue client, as a listener that has been running a while would have them.
+        storescu(self.port, self.ae_title, [Path(get_testdata_file("CT_small.dcm"))])
+        return self
+
+    def listener_pid(self):
+        return self.process.pid
+
+
+def wait_until_listening(port, *, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the listener exited with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def storescu(port, called_ae_title, paths):
+    """dcmtk's storescu: every file in one association; returns the seconds it took. Raises if any store failed."""
+    started = time.perf_counter()
+    subprocess.run(
+        [STORESCU, "-aet", BENCH_CALLING_AE_TITLE, "-aec", called_ae_title, "127.0.0.1", str(port),
+         *[str(path) for path in paths]],
+        check=True, capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def c_store(listener, paths):
+    """Returns (seconds, stored, listener CPU seconds, listener peak MB)."""
+    cpu_before = cpu_seconds(listener.listener_pid())
+    seconds = storescu(listener.port, listener.ae_title, paths)
+    cpu = cpu_seconds(listener.listener_pid()) - cpu_before
+    stored = int(listener.manage(
+        "shell", "-c", "from scans.models import Instance; print(Instance.objects.count() - 1)"
+    ).strip().splitlines()[-1])
+    return seconds, stored, cpu, peak_memory_mb(listener.listener_pid())
+
+
 def stow_rs(url, datasets, *, batch_size, server_pid, headers=None):
     """Store through STOW-RS in batches; returns (seconds, instances stored, server CPU seconds)."""
     client = DICOMwebClient(url=url, headers=headers or {})
@@ -261,6 +325,42 @@ def orthanc_stow(workspace, datasets, *, batch_size):
         log.close()
 
 
+def orthanc_c_store(workspace, paths):
+    """Orthanc's own DICOM C-STORE receiver on free ports, a storage folder of its own, the same storescu.
+
+    Returns (seconds, stored, server CPU seconds, peak MB).
+    """
+    http_port, dicom_port = free_port(), free_port()
+    workspace.mkdir(parents=True, exist_ok=True)
+    storage = workspace / "storage"
+    configuration = workspace / "orthanc.json"
+    configuration.write_text(json.dumps({
+        "Name": "bench",
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage),
+        "HttpPort": http_port,
+        "DicomServerEnabled": True,
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "DicomCheckCalledAet": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+    }))
+    log = open(workspace / "orthanc.log", "w")
+    process = subprocess.Popen([ORTHANC_BINARY, str(configuration)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{http_port}/system", process=process)
+        wait_until_listening(dicom_port, process=process)
+        cpu_before = cpu_seconds(process.pid)
+        seconds = storescu(dicom_port, "ORTHANC", paths)
+        cpu = cpu_seconds(process.pid) - cpu_before
+        stored = len(requests.get(f"http://127.0.0.1:{http_port}/instances", timeout=30).json())
+        return seconds, stored, cpu, peak_memory_mb(process.pid)
+    finally:
+        stop(process)
+        log.close()
+
+
 def report(label, seconds, stored, expected, peak_mb=None, cpu=None):
     rate = stored / seconds if seconds else 0.0
     server_cpu = f", server CPU {1000 * cpu / max(stored, 1):5.2f} ms/instance" if cpu is not None else ""
@@ -282,6 +382,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every path, in turn (the order rotates each round); medians are compared")
     parser.add_argument("--skip-orthanc", action="store_true")
+    parser.add_argument("--only", choices=["stow", "web", "c-store"], action="append",
+                        help="run only these RadAssist paths (and their Orthanc counterparts); repeatable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     options = parser.parse_args()
 
@@ -296,7 +398,9 @@ def main():
         if not options.skip_orthanc and not (Path(ORTHANC_BINARY).exists() and Path(ORTHANC_DICOMWEB_PLUGIN).exists()):
             print("Orthanc: not installed here (apt-get install orthanc orthanc-dicomweb); no comparison.")
             options.skip_orthanc = True
-        rates = {"stow": [], "web": [], "orthanc": []}
+        if STORESCU is None:
+            print("DICOM C-STORE: dcmtk's storescu is not installed here (apt-get install dcmtk); no C-STORE rows.")
+        rates = {"stow": [], "web": [], "orthanc": [], "c_store": [], "orthanc_c_store": []}
         peaks = []
 
         def run_stow(round_number):
@@ -323,7 +427,22 @@ def main():
             )
             rates["orthanc"].append(report("Orthanc STOW-RS", seconds, stored, len(paths), peak, cpu))
 
-        order = [run_stow, run_web] + ([] if options.skip_orthanc else [run_orthanc])
+        def run_c_store(round_number):
+            with Listener(workspace / f"listener-{round_number}") as listener:
+                seconds, stored, cpu, peak = c_store(listener, paths)
+            rates["c_store"].append(report("RadAssist C-STORE", seconds, stored, len(paths), peak, cpu))
+
+        def run_orthanc_c_store(round_number):
+            seconds, stored, cpu, peak = orthanc_c_store(workspace / f"orthanc-dimse-{round_number}", paths)
+            rates["orthanc_c_store"].append(report("Orthanc C-STORE", seconds, stored, len(paths), peak, cpu))
+
+        paths_run = {
+            "stow": [run_stow] + ([] if options.skip_orthanc else [run_orthanc]),
+            "web": [run_web],
+            "c-store": ([] if STORESCU is None else [run_c_store])
+            + ([] if STORESCU is None or options.skip_orthanc else [run_orthanc_c_store]),
+        }
+        order = [run for name, runs in paths_run.items() if not options.only or name in options.only for run in runs]
         for round_number in range(options.rounds):
             print(f"Round {round_number + 1}", flush=True)
             shift = round_number % len(order)
@@ -332,15 +451,25 @@ def main():
                 run(round_number)
 
         print("\nMedians:")
-        print(f"  RadAssist STOW-RS     {median(rates['stow']):7.1f} instances/s")
-        print(f"  RadAssist web upload  {median(rates['web']):7.1f} instances/s")
-        if rates["orthanc"]:
+        if rates["stow"]:
+            print(f"  RadAssist STOW-RS     {median(rates['stow']):7.1f} instances/s")
+        if rates["web"]:
+            print(f"  RadAssist web upload  {median(rates['web']):7.1f} instances/s")
+        if rates["orthanc"] and rates["stow"]:
             print(f"  Orthanc STOW-RS       {median(rates['orthanc']):7.1f} instances/s")
             ratio = median(rates["stow"]) / median(rates["orthanc"])
             print(f"RadAssist STOW-RS / Orthanc STOW-RS speed: {ratio:.2f}x (goal >= 1)")
-        worst = max(peaks)
-        verdict = "met" if worst < PEAK_MEMORY_GOAL_MB else "NOT met"
-        print(f"Web worker peak memory goal (< {PEAK_MEMORY_GOAL_MB} MB): {verdict} (worst {worst:.1f} MB)")
+        if rates["c_store"]:
+            print(f"  RadAssist C-STORE     {median(rates['c_store']):7.1f} instances/s")
+        if rates["orthanc_c_store"]:
+            print(f"  Orthanc C-STORE       {median(rates['orthanc_c_store']):7.1f} instances/s")
+        if rates["orthanc_c_store"] and rates["c_store"]:
+            ratio = median(rates["c_store"]) / median(rates["orthanc_c_store"])
+            print(f"RadAssist C-STORE / Orthanc C-STORE speed: {ratio:.2f}x (goal >= 1)")
+        if peaks:
+            worst = max(peaks)
+            verdict = "met" if worst < PEAK_MEMORY_GOAL_MB else "NOT met"
+            print(f"Web worker peak memory goal (< {PEAK_MEMORY_GOAL_MB} MB): {verdict} (worst {worst:.1f} MB)")
     finally:
         if options.keep:
             print(f"Kept {workspace}")

@@ -91,12 +91,11 @@ class DicomListener:
         try:
             admission = admit(called_ae_title=called, calling_ae_title=calling, address=address)
         except AssociationRefused as refusal:
+            connections.close_all()  # the association's thread ends here
             logger.info("DICOM association refused: %s@%s calling %s: %s", calling, address, called, str(refusal))
             association.acse.send_reject(REJECTED_PERMANENT, REJECTED_BY_SERVICE_USER, refusal.diagnostic)
             association.kill()
             return
-        finally:
-            connections.close_all()
         with self.lock:
             self.associations[association] = AssociationState(
                 called_ae_title=called, calling_ae_title=calling, address=address,

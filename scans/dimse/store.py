@@ -48,7 +48,7 @@ SPOOL_MAX_MEMORY_BYTES = 4 * 1024 * 1024
 
 def status_dataset(status, comment=""):
     dataset = Dataset()
-    dataset.Status = status
+    dataset.Status = int(status)
     if comment:
         dataset.ErrorComment = error_comment(comment)
     return dataset

@@ -20,6 +20,7 @@ from scans.dicomweb.dicom_json import (
 from scans.dicomweb.qido import (
     SERIES_MATCHES,
     STUDY_MATCHES,
+    InvalidQuery,
     Query,
     filtered,
     series_attributes,
@@ -55,9 +56,12 @@ def find(*, hospital, identifier):
     query = Query(
         filters=filters, include_all=False, included=frozenset(), limit=0, offset=0, warnings=()
     )
-    if level == STUDY_LEVEL:
-        return _studies(hospital, query, keys)
-    return _series(hospital, query, keys)
+    try:
+        if level == STUDY_LEVEL:
+            return _study_responses(hospital, _matching_studies(hospital, query), keys)
+        return _series_responses(hospital, _matching_series(hospital, query), keys)
+    except InvalidQuery as error:  # a malformed date or number in a key
+        raise InvalidFindQuery(str(error)) from None
 
 
 def matching_value(value):
@@ -69,14 +73,17 @@ def matching_value(value):
     return str(value).strip()
 
 
-def _studies(hospital, query, keys):
-    visible_series = Series.objects.for_hospital(hospital)
-    studies = filtered(
+def _matching_studies(hospital, query):
+    return filtered(
         Study.objects.for_hospital(hospital).select_related("patient"),
         query,
         matches_by_prefix=[("", STUDY_MATCHES)],
-        visible_series=visible_series,
+        visible_series=Series.objects.for_hospital(hospital),
     ).order_by("-study_date", "-created_at", "pk")
+
+
+def _study_responses(hospital, studies, keys):
+    visible_series = Series.objects.for_hospital(hospital)
     for chunk in _chunks(studies):
         study_ids = [study.pk for study in chunk]
         series_counts = dict(
@@ -101,14 +108,17 @@ def _studies(hospital, query, keys):
             yield _response(STUDY_LEVEL, attributes, keys)
 
 
-def _series(hospital, query, keys):
+def _matching_series(hospital, query):
     visible_series = Series.objects.for_hospital(hospital)
-    series_rows = filtered(
+    return filtered(
         visible_series.select_related("study", "study__patient"),
         query,
         matches_by_prefix=[("", SERIES_MATCHES), ("study__", STUDY_MATCHES)],
         visible_series=visible_series,
     ).order_by("study__study_instance_uid", "series_number", "created_at", "pk")
+
+
+def _series_responses(hospital, series_rows, keys):
     for chunk in _chunks(series_rows):
         instance_counts = dict(
             _dicom_instances(hospital).filter(series__in=[series.pk for series in chunk])

@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 #: The listener's own AE title, sent in its association responses; the called AE title chooses the hospital.
 LISTENER_AE_TITLE = "RADASSIST"
 REJECTED_PERMANENT = 0x01
+REJECTED_TRANSIENT = 0x02
 REJECTED_BY_SERVICE_USER = 0x01
+NO_REASON_GIVEN = 0x01
 FIND_PENDING = 0xFF00
 FIND_CANCELLED = 0xFE00
 FIND_IDENTIFIER_DOES_NOT_MATCH = 0xA900
@@ -91,16 +93,24 @@ class DicomListener:
         try:
             admission = admit(called_ae_title=called, calling_ae_title=calling, address=address)
         except AssociationRefused as refusal:
-            connections.close_all()  # the association's thread ends here
             logger.info("DICOM association refused: %s@%s calling %s: %s", calling, address, called, str(refusal))
-            association.acse.send_reject(REJECTED_PERMANENT, REJECTED_BY_SERVICE_USER, refusal.diagnostic)
-            association.kill()
+            self.reject(association, REJECTED_PERMANENT, refusal.diagnostic)
+            return
+        except Exception:  # the database is out of reach: the sender may try again later
+            logger.exception("DICOM association refused for now: %s@%s calling %s", calling, address, called)
+            self.reject(association, REJECTED_TRANSIENT, NO_REASON_GIVEN)
             return
         with self.lock:
             self.associations[association] = AssociationState(
                 called_ae_title=called, calling_ae_title=calling, address=address,
                 store=StoreSession(admission=admission),
             )
+
+    @staticmethod
+    def reject(association, result, diagnostic):
+        connections.close_all()  # the association's thread ends here
+        association.acse.send_reject(result, REJECTED_BY_SERVICE_USER, diagnostic)
+        association.kill()
 
     def on_echo(self, event):
         self.state_of(event).echoes += 1
@@ -114,15 +124,14 @@ class DicomListener:
         state.finds += 1
         try:
             responses = find(hospital=state.store.admission.hospital, identifier=event.identifier)
-        except InvalidFindQuery as error:
-            yield status_dataset(FIND_IDENTIFIER_DOES_NOT_MATCH, str(error)), None
-            return
-        try:
             for response in responses:
                 if event.is_cancelled:
                     yield FIND_CANCELLED, None
                     return
                 yield FIND_PENDING, response
+        except InvalidFindQuery as error:
+            yield status_dataset(FIND_IDENTIFIER_DOES_NOT_MATCH, str(error)), None
+            return
         except Exception:
             logger.exception("a DICOM C-FIND failed")
             yield status_dataset(FIND_UNABLE_TO_PROCESS, error_comment("The search failed on our side")), None

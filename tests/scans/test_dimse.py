@@ -262,14 +262,20 @@ def test_c_find_sees_only_the_called_hospitals_studies_and_series(dicom, north, 
                    calling="SOUTH_PACS", called="SOUTH") == []
 
 
-def test_c_find_at_image_level_is_refused_with_a_reason(dicom, tmp_path):
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [(["QueryRetrieveLevel=IMAGE", "SOPInstanceUID"], "STUDY or SERIES"),
+     (["QueryRetrieveLevel=STUDY", "StudyDate=2020"], "YYYYMMDD")],
+    ids=["image-level", "malformed-date"],
+)
+def test_a_c_find_the_listener_cannot_answer_is_refused_with_the_reason(dicom, keys, reason):
+    arguments = [argument for key in keys for argument in ("-k", key)]
     completed = subprocess.run(
-        ["findscu", "-d", "-aet", "NORTH_CT", "-aec", "NORTH", "-S", "-k", "QueryRetrieveLevel=IMAGE",
-         "-k", "SOPInstanceUID", "127.0.0.1", str(dicom.port)],
+        ["findscu", "-d", "-aet", "NORTH_CT", "-aec", "NORTH", "-S", *arguments, "127.0.0.1", str(dicom.port)],
         capture_output=True, text=True, timeout=DCMTK_TIMEOUT_SECONDS,
     )
     output = completed.stdout + completed.stderr
-    assert "0xa900" in output.lower() and "STUDY or SERIES" in output
+    assert "0xa900" in output.lower() and reason in output
 
 
 def test_the_listener_logs_one_line_per_association_without_patient_data(dicom, write_ct_series, caplog):

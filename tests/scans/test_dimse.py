@@ -287,3 +287,21 @@ def test_the_listener_logs_one_line_per_association_without_patient_data(dicom, 
     assert line.startswith("DICOM association NORTH_CT@127.0.0.1 to NORTH released")
     assert "2 stored" in line
     assert "Secretname" not in line and "MRN-SECRET-77" not in line
+
+
+def test_an_aborted_association_still_closes_its_batch_and_keeps_what_was_stored(dicom, write_ct_series):
+    """pynetdicom as the sender here: dcmtk's storescu cannot be told to abort after its first instance."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    paths = write_ct_series(slices=2)
+    sender = AE(ae_title="NORTH_CT")
+    sender.add_requested_context(CTImageStorage, pydicom.dcmread(paths[0]).file_meta.TransferSyntaxUID)
+    association = sender.associate("127.0.0.1", dicom.port, ae_title="NORTH")
+    assert association.is_established
+    assert association.send_c_store(pydicom.dcmread(paths[0])).Status == 0x0000
+    association.abort()
+    dicom.wait_for_associations(1)
+    batch = UploadBatch.objects.get()
+    assert batch.closed_at is not None
+    assert Instance.objects.count() == 1

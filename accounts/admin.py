@@ -213,6 +213,10 @@ class DicomPeerAdmin(TenantAdmin):
     list_filter = ("hospital",)
     search_fields = ("ae_title", "host", "description")
 
+    def get_readonly_fields(self, request, obj=None):
+        """A peer stays with its hospital: its machine user belongs there (register it again elsewhere)."""
+        return ("hospital",) if obj is not None and request.user.is_superuser else ()
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         if not request.user.is_superuser:

@@ -107,3 +107,6 @@ def test_only_the_platform_admin_changes_a_hospitals_ae_title(client, north, sup
     assert response.status_code == 302
     north.hospital.refresh_from_db()
     assert north.hospital.ae_title == "NORTH_GENERAL"
+    peer = register_dicom_peer(hospital=north.hospital, ae_title="NORTH_CT")
+    page = client.get(reverse("admin:accounts_dicompeer_change", args=[peer.pk]))
+    assert page.status_code == 200 and 'name="hospital"' not in page.content.decode()

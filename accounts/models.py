@@ -9,7 +9,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.tenancy import TenantQuerySet
+from portal.tenancy import TenantOwnedModel, TenantQuerySet
 
 AE_TITLE_MAX_LENGTH = 16
 
@@ -333,12 +333,14 @@ class DicomPeerQuerySet(TenantQuerySet):
     pass
 
 
-class DicomPeer(models.Model):
+class DicomPeer(TenantOwnedModel):
     """A DICOM node (scanner, PACS) allowed to associate with its hospital's AE title.
 
     What it stores is filed under its own API-client user, as an API key's uploads are, so every
-    upload batch and audit event names the peer that sent it.
+    upload batch and audit event names the peer that sent it; the user is of the peer's hospital.
     """
+
+    tenant_parent = "user"
 
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="dicom_peers")
     ae_title = models.CharField(

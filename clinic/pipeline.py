@@ -6,8 +6,12 @@ safely (it is idempotent on its natural key). Read top to bottom:
 
 1. **Ingest** (``scans``, web or listener process). A file arrives by the upload form, the REST API
    (``POST /api/v1/uploads/``) or DICOMweb STOW-RS; ``scans.ingest.ingest_files`` checks it, files it
-   under patient, study and series and writes the rows a group at a time. A series completes when its
-   web or REST batch closes (``scans.ingest.close_batch``), when a STOW-RS series has been quiet for
+   under patient, study and series and writes the rows a group at a time. An instance sent by DICOM
+   C-STORE to the listener (``manage.py run_dicom_listener``, ``scans.dimse``) goes through the same
+   ingest one instance at a time (``scans.ingest.IngestStream``), as each C-STORE is answered with its
+   outcome. A series completes when its web or REST batch closes (``scans.ingest.close_batch``), when the
+   DICOM association that sent it is released (or after the quiet period, as the hospital chose), when a
+   STOW-RS series has been quiet for
    ``SERIES_QUIET_SECONDS`` (``scans.tasks.complete_series_if_quiet`` on the ``ingest`` queue), or when an
    abandoned batch is closed by ``scans.tasks.close_abandoned_batches`` (Celery beat). Completion sends
    ``scans.signals.series_completed``.

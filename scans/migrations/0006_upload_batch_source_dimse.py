@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scans', '0004_order_by_foreign_key_ids'),
+        ("scans", "0005_series_status_result"),
     ]
 
     operations = [

@@ -24,7 +24,7 @@ def fill_ae_titles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_order_by_foreign_key_ids"),
+        ("accounts", "0003_hospital_creates_patients_from_dicom"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

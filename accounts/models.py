@@ -66,6 +66,10 @@ class Hospital(models.Model):
         help_text="A series received by DICOM C-STORE completes when the sender releases the association; "
         "otherwise once no instance arrived for the quiet period.",
     )
+    hold_reports_by_default = models.BooleanField(
+        default=False,
+        help_text="New reports start held back from the patient until a doctor releases them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HospitalQuerySet.as_manager()

@@ -10,6 +10,7 @@ class AuditAction(models.TextChoices):
     SIGN = "sign", "Signed"
     AMEND = "amend", "Amended"
     OVERRIDE = "override", "Overrode AI finding"
+    RELEASE = "release", "Held or released a report to the patient"
     REANALYSE = "reanalyse", "Requested reanalysis"
     UPLOAD = "upload", "Uploaded"
     INVITE = "invite", "Invited user"

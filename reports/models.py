@@ -4,7 +4,8 @@ A report starts as a draft version made from the analyses of the study's series.
 A doctor of the hospital edits the draft and signs it: it becomes final. An
 amendment is a new version, copied from the last signed one, that is signed the
 same way (status "amended"); the earlier versions stay readable. Patients see
-only signed versions (final or amended) of reports on their own record.
+only signed versions (final or amended) of reports on their own record, and none
+of a report held back from them.
 """
 
 from django.conf import settings
@@ -40,6 +41,18 @@ class VersionStatus(models.TextChoices):
 SIGNED_STATUSES = (VersionStatus.FINAL, VersionStatus.AMENDED)
 
 
+#: The sections of a structured report, in the order they are printed.
+REPORT_SECTIONS = ("clinical_indication", "technique", "comparison", "findings", "impression", "recommendation")
+
+
+class Conclusion(models.TextChoices):
+    """The doctor's verdict on the AI finding. It starts unchosen: an untouched draft says nothing."""
+
+    NOT_CHOSEN = "", "Not chosen yet"
+    AGREES = "agrees", "Agrees with the AI finding"
+    DIFFERS = "differs", "Differs from the AI finding"
+
+
 def report_pdf_path(version, filename):
     return f"hospitals/{version.hospital_id}/reports/{version.report_id}/{filename}"
 
@@ -48,8 +61,11 @@ class ReportQuerySet(TenantQuerySet):
     patient_user_lookup = "study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        """A patient sees a report only once a version of it has been signed, and its study's patient confirmed."""
-        return rows.filter(versions__status__in=SIGNED_STATUSES, study__patient_check="").distinct()
+        """A patient sees a report once a version of it has been signed, its study's patient is confirmed,
+        and it is not held back from them."""
+        return rows.filter(
+            held_from_patient=False, versions__status__in=SIGNED_STATUSES, study__patient_check=""
+        ).distinct()
 
 
 class Report(TenantOwnedModel):
@@ -59,6 +75,11 @@ class Report(TenantOwnedModel):
     hospital = models.ForeignKey("accounts.Hospital", on_delete=models.PROTECT, related_name="reports")
     study = models.OneToOneField("scans.Study", on_delete=models.PROTECT, related_name="report")
     series = models.ManyToManyField("scans.Series", related_name="reports", help_text="The analysed series it covers.")
+    held_from_patient = models.BooleanField(
+        default=False,
+        help_text="Held back: the patient sees none of its versions until a doctor releases it. "
+        "New reports start as the hospital's default says.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,7 +112,9 @@ class ReportVersionQuerySet(TenantQuerySet):
     patient_user_lookup = "report__study__patient__user"
 
     def narrow_for_patient(self, rows, user):
-        return rows.filter(status__in=SIGNED_STATUSES, report__study__patient_check="")
+        return rows.filter(
+            status__in=SIGNED_STATUSES, report__held_from_patient=False, report__study__patient_check=""
+        )
 
     def signed(self):
         return self.filter(status__in=SIGNED_STATUSES)
@@ -108,12 +131,21 @@ class ReportVersion(TenantOwnedModel):
     analyses = models.ManyToManyField(
         "ml.Analysis", related_name="report_versions", help_text="The analyses this version is based on."
     )
+    #: The structured report, section by section, in the order it is printed.
+    clinical_indication = models.TextField(blank=True)
+    technique = models.TextField(blank=True, help_text="Pre-filled from the DICOM headers of the series.")
+    comparison = models.TextField(blank=True)
+    findings = models.TextField(blank=True, help_text="Pre-filled from the AI measurements.")
     impression = models.TextField(blank=True)
     recommendation = models.TextField(blank=True)
-    #: Blank when the doctor agrees with the AI finding; otherwise the class the doctor concluded.
+    conclusion = models.CharField(max_length=16, blank=True, choices=Conclusion.choices)
+    #: The class the doctor concluded when it differs from the AI finding; blank otherwise.
     conclusion_class = models.CharField(max_length=40, blank=True, choices=FINDING_CHOICES)
     override_reason = models.TextField(blank=True)
     amendment_note = models.TextField(blank=True, help_text="Why this version amends the previous one.")
+    revision = models.PositiveIntegerField(
+        default=1, help_text="Goes up with every change of a draft; the editor sends it back to prove it is current."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -150,6 +182,14 @@ class ReportVersion(TenantOwnedModel):
     @property
     def conclusion_label(self):
         return class_label(self.conclusion_class)
+
+    @property
+    def agrees_with_ai(self):
+        return self.conclusion == Conclusion.AGREES
+
+    @property
+    def differs_from_ai(self):
+        return self.conclusion == Conclusion.DIFFERS
 
     def ordered_analyses(self):
         return self.analyses.select_related("series").order_by("series__series_number", "series__pk")
@@ -359,3 +399,39 @@ class OutboxItem(models.Model):
         if not (self.hospital_id == self.destination.hospital_id == self.result_object.hospital_id):
             raise ValueError("An outbox item joins a result object and a destination of the same hospital only.")
         super().save(*args, **kwargs)
+
+
+class MeasurementCorrectionQuerySet(TenantQuerySet):
+    hospital_lookup = "version__hospital"
+
+
+class MeasurementCorrection(models.Model):
+    """A doctor's own value for an AI measurement of one analysis in one version, with the reason.
+
+    Blank fields keep the AI's value. The AI's values stay on the analysis, so the report shows both.
+    Amendments copy the corrections of the version they amend.
+    """
+
+    version = models.ForeignKey(ReportVersion, on_delete=models.CASCADE, related_name="corrections")
+    analysis = models.ForeignKey("ml.Analysis", on_delete=models.PROTECT, related_name="+")
+    largest_diameter = models.FloatField(
+        null=True, blank=True, help_text="mm, or pixels when the series has no physical scale (as the AI's)."
+    )
+    volume_ml = models.FloatField("volume (mL)", null=True, blank=True)
+    key_slice_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1-based slice number, as the viewer counts slices."
+    )
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MeasurementCorrectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["version_id", "analysis_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "analysis"], name="one_correction_per_analysis_and_version")
+        ]
+
+    def __str__(self):
+        return f"Correction of analysis {self.analysis_id} in {self.version}"

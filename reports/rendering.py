@@ -91,6 +91,13 @@ class Finding:
     is_demo_model: bool
     #: Why the AI result is indeterminate, in words for the doctor; "" when it is not.
     indeterminate_reason: str = ""
+    #: (label, AI value, doctor's value or None) per measurement; see measurement_table.
+    measurement_table: list = field(default_factory=list)
+    correction: object = None
+
+    @property
+    def is_corrected(self):
+        return self.correction is not None
 
 
 def format_number(value, digits=1):
@@ -123,7 +130,40 @@ def measurement_rows(measurements):
     ]
 
 
-def build_finding(analysis):
+def measurement_table(measurements, correction=None):
+    """Rows of (label, AI value, doctor's value or None) for the measurements a doctor may correct."""
+    measurements = measurements or {}
+    physical = measurements.get("has_physical_scale", True)
+    length_unit = "mm" if physical else "pixels"
+    diameter, volume = measurements.get("largest_diameter"), measurements.get("volume_ml")
+    key_slice = measurements.get("largest_area_slice_index")
+    area_rows = [row for row in measurement_rows(measurements) if row[0] == "Largest lesion area"]
+
+    def doctor(attribute, text):
+        value = getattr(correction, attribute, None) if correction is not None else None
+        return text(value) if value is not None else None
+
+    return [
+        (
+            "Largest diameter",
+            f"{format_number(diameter)} {length_unit}" if diameter is not None else "not measured",
+            doctor("largest_diameter", lambda value: f"{format_number(value)} {length_unit}"),
+        ),
+        (
+            "Lesion volume",
+            f"{format_number(volume)} mL" if physical and volume is not None else "not measurable",
+            doctor("volume_ml", lambda value: f"{format_number(value)} mL"),
+        ),
+        *[(label, value, None) for label, value in area_rows],
+        (
+            "Key slice",
+            f"slice {key_slice + 1}" if key_slice is not None else "no lesion slice",
+            doctor("key_slice_number", lambda value: f"slice {value}"),
+        ),
+    ]
+
+
+def build_finding(analysis, correction=None):
     probabilities = [
         Probability(
             label=label,
@@ -148,6 +188,8 @@ def build_finding(analysis):
             f"{analysis.segmenter_name} {analysis.segmenter_version}"
         ),
         is_demo_model=analysis.is_demo_model,
+        measurement_table=measurement_table(analysis.measurements, correction),
+        correction=correction,
     )
 
 
@@ -229,12 +271,23 @@ def build_key_image(key_image, *, with_pixels):
     return view
 
 
+def report_sections(version):
+    """(heading, text) of the structured report's sections before the impression, as written so far."""
+    return [
+        ("Clinical indication", version.clinical_indication),
+        ("Technique", version.technique),
+        ("Comparison", version.comparison),
+        ("Findings", version.findings),
+    ]
+
+
 def report_context(version, *, with_pixels=False):
     """Everything a page or the PDF shows about one version."""
     report = version.report
     study = report.study
     analyses = list(version.ordered_analyses())
-    findings = [build_finding(analysis) for analysis in analyses]
+    corrections = {correction.analysis_id: correction for correction in version.corrections.all()}
+    findings = [build_finding(analysis, corrections.get(analysis.pk)) for analysis in analyses]
     key_images = [
         build_key_image(key_image, with_pixels=with_pixels)
         for key_image in version.key_images().select_related("analysis__series")[:MAX_KEY_IMAGES]
@@ -250,6 +303,7 @@ def report_context(version, *, with_pixels=False):
         "key_images": key_images,
         "ai_class_labels": sorted({finding.ai_class_label for finding in findings}),
         "is_demo_model": any(finding.is_demo_model for finding in findings),
+        "sections": report_sections(version),
         "previous_version": report.versions.filter(number__lt=version.number).order_by("-number").first(),
         "generated_at": timezone.now(),
     }

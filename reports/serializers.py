@@ -40,6 +40,10 @@ class ReportVersionSerializer(serializers.ModelSerializer):
             "id",
             "number",
             "status",
+            "clinical_indication",
+            "technique",
+            "comparison",
+            "findings",
             "impression",
             "recommendation",
             "conclusion",
@@ -53,7 +57,10 @@ class ReportVersionSerializer(serializers.ModelSerializer):
         )
 
     def get_conclusion(self, version) -> str:
-        return version.conclusion_class or "agrees_with_ai"
+        """The class the doctor concluded, "agrees_with_ai", or "not_chosen" (a draft only)."""
+        if version.differs_from_ai:
+            return version.conclusion_class
+        return "agrees_with_ai" if version.agrees_with_ai else "not_chosen"
 
     def get_pdf_url(self, version) -> str | None:
         if not version.pdf:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("reports/<int:pk>/", views.report_detail, name="report-detail"),
     path("reports/<int:pk>/edit/", views.report_edit, name="report-edit"),
     path("reports/<int:pk>/sign/", views.report_sign, name="report-sign"),
+    path("reports/<int:pk>/hold/", views.report_hold, name="report-hold"),
     path("reports/<int:pk>/amend/", views.report_amend, name="report-amend"),
     path("reports/<int:pk>/pdf/", views.report_pdf, name="report-pdf"),
     path("reports/versions/<int:pk>/pdf/", views.report_version_pdf, name="report-version-pdf"),

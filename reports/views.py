@@ -6,7 +6,7 @@ draft opened by a patient is simply not found (404).
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,7 +15,7 @@ from portal.audit import record_event
 from portal.models import AuditAction
 from portal.storage import private_file_response
 from reports import services
-from reports.forms import AmendForm, DraftForm, SignForm
+from reports.forms import AmendForm, DraftForm, HoldForm, SignForm
 from reports.models import Report, ReportVersion, key_images_visible_to
 from reports.rendering import report_context
 
@@ -63,17 +63,9 @@ def editor_context(request, report, versions):
         "can_edit": can_edit and draft is not None,
         "can_sign": can_edit and draft is not None and user_may(request.user, "sign"),
         "can_amend": can_edit and draft is None and latest is not None,
+        "can_hold": can_edit and not request.user.is_api_client,
         "newer_analyses": list(services.newer_analyses(latest)) if latest is not None else [],
-        "draft_form": DraftForm(
-            initial={
-                "impression": draft.impression,
-                "recommendation": draft.recommendation,
-                "conclusion_class": draft.conclusion_class,
-                "override_reason": draft.override_reason,
-            }
-        )
-        if draft is not None
-        else None,
+        "draft_form": DraftForm.for_version(draft) if draft is not None else None,
         "sign_form": SignForm(),
         "amend_form": AmendForm(),
         "signer_uses_totp": signer_uses_totp(request.user),
@@ -123,47 +115,117 @@ def _editor_action(request, pk, action):
     return redirect("report-detail", pk=report.pk)
 
 
+def wants_json(request):
+    """The editor's auto-save asks for JSON; a plain form post gets a page."""
+    return "application/json" in request.headers.get("Accept", "")
+
+
 @require_POST
 @ability_required("edit_reports")
 def report_edit(request, pk):
-    """Save the draft; a refused save shows the editor again with the doctor's text and the reason."""
+    """Save the draft (the "Save draft" button, or the editor's auto-save asking for JSON).
+
+    A refused save changes nothing: the page shows the editor again with the doctor's text and the
+    reason; auto-save gets the reason as JSON (409 when the draft changed elsewhere).
+    """
     report = visible_report(request, pk)
     draft = report.open_draft()
     if draft is None:
+        if wants_json(request):
+            return JsonResponse({"error": "This report has no draft any more; reload the page."}, status=409)
         messages.error(request, "This report has no draft to edit; amend it to make changes.")
         return redirect("report-detail", pk=report.pk)
-    form = DraftForm(request.POST)
-    if form.is_valid():
-        try:
-            services.save_draft(version=draft, doctor=request.user, request=request, **form.cleaned_data)
-        except services.ReportError as error:
-            form.add_error(None, str(error))
-        else:
-            messages.success(request, "Draft saved.")
-            return redirect("report-detail", pk=report.pk)
-    return render_report_page(request, report, draft_form=form, status=400)
+    form = DraftForm.for_version(draft, data=request.POST)
+    if not form.is_valid():
+        if wants_json(request):
+            errors = [str(error) for errors in form.errors.values() for error in errors]
+            return JsonResponse({"error": " ".join(errors)}, status=400)
+        return render_report_page(request, report, draft_form=form, status=400)
+    try:
+        draft = services.save_draft(version=draft, doctor=request.user, request=request, **form.content())
+    except services.ReportError as error:
+        if wants_json(request):
+            return JsonResponse({"error": str(error)}, status=error.status_code)
+        return render_report_page(
+            request, report, draft_form=refused_editor(request, report, error), status=error.status_code
+        )
+    if wants_json(request):
+        return JsonResponse({"revision": draft.revision, "saved_at": draft.updated_at.isoformat()})
+    messages.success(request, "Draft saved.")
+    return redirect("report-detail", pk=report.pk)
+
+
+def refused_editor(request, report, error):
+    """The editor after the services refused its content: the doctor's text, the reason, and the current
+    revision. After a refusal because the draft changed meanwhile, the page then shows the current draft's
+    analyses with the doctor's own text, so saving or signing it again is an informed choice."""
+    draft = report.open_draft()
+    if draft is None:
+        messages.error(request, str(error))
+        return None
+    data = request.POST.copy()
+    data["revision"] = str(draft.revision)
+    form = DraftForm.for_version(draft, data=data)
+    form.is_valid()
+    form.add_report_error(error)
+    return form
 
 
 @require_POST
 @ability_required("edit_reports")
 def report_sign(request, pk):
-    form = SignForm(request.POST)
-    form.is_valid()
+    """Save and sign what the editor shows, in one step (the sign button is part of the editor's form).
 
-    def sign(report):
-        draft = report.open_draft()
-        if draft is None:
-            raise services.ReportError("There is no draft to sign.")
+    A post without the editor's fields (an older page, or a client) signs the draft as stored.
+    """
+    report = visible_report(request, pk)
+    draft = report.open_draft()
+    if draft is None:
+        messages.error(request, "There is no draft to sign.")
+        return redirect("report-detail", pk=report.pk)
+    sign_form = SignForm(request.POST)
+    sign_form.is_valid()
+    has_editor_fields = "revision" in request.POST
+    form = DraftForm.for_version(draft, data=request.POST) if has_editor_fields else None
+    if form is not None and not form.is_valid():
+        return render_report_page(request, report, draft_form=form, status=400)
+    try:
         version = services.sign_report(
             version=draft,
             doctor=request.user,
-            password=form.cleaned_data.get("password"),
-            totp_code=form.cleaned_data.get("totp_code"),
+            password=sign_form.cleaned_data.get("password"),
+            totp_code=sign_form.cleaned_data.get("totp_code"),
+            content=form.content() if form is not None else None,
             request=request,
         )
-        messages.success(request, f"Version {version.number} signed ({version.get_status_display().lower()}).")
+    except services.ReportError as error:
+        if form is None:
+            messages.error(request, str(error))
+            return redirect("report-detail", pk=report.pk)
+        return render_report_page(
+            request, report, draft_form=refused_editor(request, report, error), status=error.status_code
+        )
+    messages.success(request, f"Version {version.number} signed ({version.get_status_display().lower()}).")
+    return redirect("report-detail", pk=report.pk)
 
-    return _editor_action(request, pk, sign)
+
+@require_POST
+@ability_required("edit_reports")
+def report_hold(request, pk):
+    """Hold the report back from the patient, or release it to them."""
+    form = HoldForm(request.POST)
+
+    def hold(report):
+        if not form.is_valid():
+            raise services.ReportError("Choose whether to hold or release the report.")
+        held = form.cleaned_data["held"]
+        services.hold_or_release(report=report, doctor=request.user, held=held, request=request)
+        messages.success(
+            request,
+            "The report is held: the patient does not see it." if held else "The report is released to the patient.",
+        )
+
+    return _editor_action(request, pk, hold)
 
 
 @require_POST

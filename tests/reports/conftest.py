@@ -52,7 +52,7 @@ def draft(analysis):
 @pytest.fixture
 def signed(draft, north, django_capture_on_commit_callbacks):
     """Version 1 written and signed by North's doctor, with its PDF rendered and the patient emailed."""
-    from reports.services import sign_report, update_draft
+    from reports.services import AGREES_WITH_AI, override_ai_class, sign_report, update_draft
     from tests.factories import DEFAULT_PASSWORD
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -62,6 +62,7 @@ def signed(draft, north, django_capture_on_commit_callbacks):
             impression="Spiculated right upper lobe mass, suspicious for adenocarcinoma.",
             recommendation="Refer to the thoracic oncology board; PET-CT.",
         )
+        override_ai_class(version=draft, doctor=north.doctor, conclusion_class=AGREES_WITH_AI, reason="")
         version = sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
     version.refresh_from_db()
     return version

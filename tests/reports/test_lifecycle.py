@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from portal.models import AuditAction, AuditEvent
 from reports import services
-from reports.models import Report, ReportVersion, VersionStatus
+from reports.models import Conclusion, Report, ReportVersion, VersionStatus
 from scans.models import PatientCheck, SeriesStatus
 from tests.factories import DEFAULT_PASSWORD, AnalysisFactory, SeriesFactory
 
@@ -21,8 +21,15 @@ def audit_actions(target):
     )
 
 
+def write(version, doctor, impression):
+    """The doctor writes an impression and agrees with the AI finding."""
+    return services.save_draft(
+        version=version, doctor=doctor, sections={"impression": impression}, conclusion=services.AGREES_WITH_AI
+    )
+
+
 def write_and_sign(version, doctor, impression="Stable nodule."):
-    services.update_draft(version=version, doctor=doctor, impression=impression, recommendation="")
+    write(version, doctor, impression)
     return services.sign_report(version=version, doctor=doctor, password=DEFAULT_PASSWORD)
 
 
@@ -98,7 +105,7 @@ def test_a_reanalysis_after_signing_leaves_the_final_version_and_the_amendment_u
 
 
 def test_a_wrong_password_is_refused_and_changes_nothing(draft, north):
-    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(draft, north.doctor, "Mass.")
 
     with pytest.raises(services.SignatureRefused):
         services.sign_report(version=draft, doctor=north.doctor, password="not-my-password")
@@ -111,7 +118,7 @@ def test_a_wrong_password_is_refused_and_changes_nothing(draft, north):
 def test_signing_makes_the_version_final_records_it_and_emails_the_patient(
     draft, north, django_capture_on_commit_callbacks
 ):
-    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(draft, north.doctor, "Mass.")
     with django_capture_on_commit_callbacks(execute=True):
         services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
 
@@ -127,7 +134,7 @@ def test_signing_makes_the_version_final_records_it_and_emails_the_patient(
 
 
 def test_repeated_wrong_passwords_pause_signing_even_with_the_right_one(draft, north):
-    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(draft, north.doctor, "Mass.")
     for _ in range(services.MAX_FAILED_SIGNATURE_ATTEMPTS):
         with pytest.raises(services.SignatureRefused, match="not correct"):
             services.sign_report(version=draft, doctor=north.doctor, password="guess")
@@ -139,6 +146,7 @@ def test_repeated_wrong_passwords_pause_signing_even_with_the_right_one(draft, n
 
 
 def test_signing_needs_an_impression(draft, north):
+    write(draft, north.doctor, "")
     with pytest.raises(services.ReportError, match="impression"):
         services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
 
@@ -146,7 +154,7 @@ def test_signing_needs_an_impression(draft, north):
 def test_with_an_authenticator_the_doctor_signs_with_its_code_not_the_password(draft, north):
     secret = generate_totp_secret()
     TOTP.activate(north.doctor, secret)
-    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(draft, north.doctor, "Mass.")
 
     with pytest.raises(services.SignatureRefused):
         services.sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
@@ -163,7 +171,7 @@ def test_with_an_authenticator_the_doctor_signs_with_its_code_not_the_password(d
 @pytest.mark.parametrize("who", ["api_key_user", "admin", "other_hospital_doctor"])
 def test_only_a_doctor_of_the_hospital_in_person_may_sign(draft, north, south, who):
     signer = {"api_key_user": north.api_key.user, "admin": north.admin, "other_hospital_doctor": south.doctor}[who]
-    services.update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(draft, north.doctor, "Mass.")
 
     with pytest.raises(services.NotAllowed):
         services.sign_report(version=draft, doctor=signer, password=DEFAULT_PASSWORD)
@@ -206,7 +214,7 @@ def test_a_patient_without_a_login_gets_no_email(analysis, north, django_capture
     patient.user = None
     patient.save(update_fields=["user"])
     version = services.create_draft_report(analysis=analysis).versions.get()
-    services.update_draft(version=version, doctor=north.doctor, impression="Mass.", recommendation="")
+    write(version, north.doctor, "Mass.")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.sign_report(version=version, doctor=north.doctor, password=DEFAULT_PASSWORD)
     services.notify_patient(version=version)
@@ -230,13 +238,14 @@ def test_an_override_needs_a_reason_and_is_recorded(draft, north):
 def test_choosing_the_ai_class_itself_counts_as_agreeing(draft, north):
     services.override_ai_class(version=draft, doctor=north.doctor, conclusion_class="adenocarcinoma", reason="")
     draft.refresh_from_db()
-    assert draft.conclusion_class == ""
-    assert not AuditEvent.objects.filter(action=AuditAction.OVERRIDE).exists()
+    assert (draft.conclusion, draft.conclusion_class) == (Conclusion.AGREES, "")
+    event = AuditEvent.objects.get(action=AuditAction.OVERRIDE)
+    assert (event.detail["conclusion"], event.detail["previous_conclusion"]) == ("agrees with AI", "not chosen")
 
 
 def test_a_study_waiting_for_its_patient_check_cannot_be_signed(draft, north):
     study = draft.report.study
-    services.update_draft(version=draft, doctor=north.doctor, impression="Nodule.", recommendation="")
+    write(draft, north.doctor, "Nodule.")
     study.patient_check = PatientCheck.NEEDED
     study.save()
     with pytest.raises(services.ReportError, match="patient check"):

@@ -87,7 +87,7 @@ def test_the_doctor_edits_overrides_and_signs_through_the_editor(client, north, 
 
     refused = client.post(
         reverse("report-edit", args=[draft.report_id]),
-        {"impression": "No mass.", "recommendation": "", "conclusion_class": "normal", "override_reason": ""},
+        {"impression": "No mass.", "recommendation": "", "conclusion": "normal", "override_reason": ""},
     )
     assert refused.status_code == 400
     assert b"Give a reason" in refused.content and b"No mass." in refused.content, "the typed text is kept"
@@ -96,7 +96,7 @@ def test_the_doctor_edits_overrides_and_signs_through_the_editor(client, north, 
 
     client.post(
         reverse("report-edit", args=[draft.report_id]),
-        {"impression": "No mass.", "conclusion_class": "normal", "override_reason": "Atelectasis."},
+        {"impression": "No mass.", "conclusion": "normal", "override_reason": "Atelectasis."},
     )
     refused = client.post(reverse("report-sign", args=[draft.report_id]), {"password": "wrong"}, follow=True)
     assert b"password is not correct" in refused.content

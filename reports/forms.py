@@ -124,7 +124,7 @@ def correction_prefix(analysis_id):
 def correction_fields(analysis):
     """The doctor's own diameter, volume and key slice for one analysis; each shows the AI's value beside it."""
     measurements = analysis.measurements or {}
-    unit = "mm" if measurements.get("has_physical_scale", True) else "pixels"
+    unit = "mm" if measurements.get("has_physical_scale", False) else "pixels"
     diameter, volume = measurements.get("largest_diameter"), measurements.get("volume_ml")
     key_slice = measurements.get("largest_area_slice_index")
     prefix = correction_prefix(analysis.pk)

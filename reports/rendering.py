@@ -126,14 +126,17 @@ def measurement_rows(measurements):
     return rows + [
         ("Lesion volume", f"{format_number(volume)} mL" if physical and volume is not None else "not measurable"),
         ("Largest diameter", f"{format_number(diameter)} {'mm' if physical else 'pixels'}" if diameter else "—"),
-        ("Largest lesion area", f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}"),
+        (
+            "Largest lesion area",
+            f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}" if area else f"— on {slice_text}",
+        ),
     ]
 
 
 def measurement_table(measurements, correction=None):
     """Rows of (label, AI value, doctor's value or None) for the measurements a doctor may correct."""
     measurements = measurements or {}
-    physical = measurements.get("has_physical_scale", True)
+    physical = measurements.get("has_physical_scale", False)
     length_unit = "mm" if physical else "pixels"
     diameter, volume = measurements.get("largest_diameter"), measurements.get("volume_ml")
     key_slice = measurements.get("largest_area_slice_index")

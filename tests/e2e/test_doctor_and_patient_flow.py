@@ -175,6 +175,7 @@ def test_doctor_uploads_reviews_and_signs_then_only_the_patient_downloads_the_pd
     # The doctor writes the impression and signs, re-entering the password.
     impression = page.get_by_role("textbox", name="Impression")
     impression.fill("Solid mass in the left lower lobe. No pleural effusion.")
+    page.get_by_label("Your conclusion").select_option("agrees")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("textbox", name="Impression")).to_have_value(re.compile("Solid mass"))
     password = page.get_by_label("Re-enter your password")

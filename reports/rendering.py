@@ -128,7 +128,7 @@ def measurement_rows(measurements):
         ("Largest diameter", f"{format_number(diameter)} {'mm' if physical else 'pixels'}" if diameter else "—"),
         (
             "Largest lesion area",
-            f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}" if area else f"— on {slice_text}",
+            f"{format_number(area)} {'mm²' if physical else 'pixels'} on {slice_text}" if area else "—",
         ),
     ]
 

@@ -39,6 +39,7 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
     """Superusers manage everyone; hospital admins change their own hospital's people but invite new ones."""
 
     add_form = UserCreationForm
+    it_admin_may_manage = True
     ordering = ("email",)
     list_display = ("email", "full_name", "role", "hospital", "is_active", "is_api_client", "last_login")
     list_filter = ("role", "is_active", "is_api_client", "hospital")
@@ -111,6 +112,7 @@ class InvitationForm(forms.ModelForm):
 @admin.register(Invitation)
 class InvitationAdmin(TenantAdmin):
     form = InvitationForm
+    it_admin_may_manage = True
     list_display = ("email", "role", "full_name", "status", "created_at", "expires_at", "invited_by")
     list_filter = ("role", "hospital")
     search_fields = ("email", "full_name")

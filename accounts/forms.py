@@ -2,6 +2,7 @@ from django import forms
 from django.contrib.auth import password_validation
 
 from accounts.models import Patient, Role
+from accounts.permissions import IT_ADMIN_INVITABLE_ROLES
 
 
 class AcceptInvitationForm(forms.Form):
@@ -31,10 +32,16 @@ class AcceptInvitationForm(forms.Form):
         return cleaned
 
 
+def invitable_role_choices(user):
+    roles = IT_ADMIN_INVITABLE_ROLES if user.is_it_admin else Role.values
+    return [(value, label) for value, label in Role.choices if value in roles]
+
+
 class InviteUserForm(forms.Form):
     email = forms.EmailField()
     full_name = forms.CharField(max_length=200, required=False)
-    role = forms.ChoiceField(choices=Role.choices)
+    #: No role is preselected: the inviter chooses one, so nobody gets the most privileged role by oversight.
+    role = forms.ChoiceField(choices=[("", "Choose a role"), *Role.choices])
     patient = forms.ModelChoiceField(
         queryset=Patient.objects.none(),
         required=False,
@@ -44,3 +51,6 @@ class InviteUserForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["patient"].queryset = Patient.objects.visible_to(user).filter(user__isnull=True)
+        if user.is_it_admin:
+            self.fields["role"].choices = [("", "Choose a role"), *invitable_role_choices(user)]
+            del self.fields["patient"]

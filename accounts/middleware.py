@@ -19,7 +19,7 @@ class RequireMultiFactorMiddleware:
     @staticmethod
     def must_enrol(request):
         user = request.user
-        if not user_may(user, "read_clinical") or user.is_api_client:
+        if not (user_may(user, "read_clinical") or user_may(user, "manage_users")) or user.is_api_client:
             return False
         if request.path.startswith(("/accounts/", "/static/")):
             return False

@@ -41,6 +41,7 @@ def default_ae_title(slug):
 
 class HospitalQuerySet(TenantQuerySet):
     hospital_lookup = "pk"
+    holds_clinical_data = False
 
 
 class Hospital(models.Model):
@@ -88,6 +89,7 @@ class Hospital(models.Model):
 
 class Role(models.TextChoices):
     HOSPITAL_ADMIN = "hospital_admin", "Hospital admin"
+    IT_ADMIN = "it_admin", "IT admin (user management only, no clinical data)"
     DOCTOR = "doctor", "Doctor"
     PATIENT = "patient", "Patient"
 
@@ -96,6 +98,7 @@ class UserQuerySet(TenantQuerySet):
     """Staff see the users of their hospital; a patient sees only themselves."""
 
     patient_user_lookup = "pk"
+    holds_clinical_data = False
 
     def people(self):
         return self.filter(is_api_client=False)
@@ -155,7 +158,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     def save(self, *args, **kwargs):
         self.email = self.email.lower()
         if not self.is_superuser:
-            self.is_staff = self.role == Role.HOSPITAL_ADMIN
+            self.is_staff = self.role in (Role.HOSPITAL_ADMIN, Role.IT_ADMIN)
         super().save(*args, **kwargs)
 
     def get_full_name(self):
@@ -167,6 +170,18 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_hospital_admin(self):
         return self.role == Role.HOSPITAL_ADMIN and self.hospital_id is not None
+
+    @property
+    def is_it_admin(self):
+        return self.role == Role.IT_ADMIN and self.hospital_id is not None
+
+    @property
+    def may_see_clinical_data(self):
+        """IT admins manage the hospital's users only; every other person sees what their role allows.
+
+        ``portal.tenancy`` asks this, so no clinical row is visible to an IT admin anywhere.
+        """
+        return self.role != Role.IT_ADMIN
 
     @property
     def is_doctor(self):
@@ -189,6 +204,8 @@ class User(AbstractBaseUser, PermissionsMixin):
             return reverse("patient-reports")
         if self.is_hospital_admin:
             return reverse("hospital-dashboard")
+        if self.is_it_admin:
+            return reverse("invite-user")
         return reverse("admin:index")
 
 
@@ -238,7 +255,7 @@ class Patient(models.Model):
 
 
 class InvitationQuerySet(TenantQuerySet):
-    pass
+    holds_clinical_data = False
 
 
 class Invitation(models.Model):

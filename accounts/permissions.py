@@ -7,19 +7,24 @@ processor :func:`abilities`). A user without the ability gets 404 on pages, as i
 
 Roles and what they may do:
 
-=====================  ======  ========  ==============  =======
-ability                doctor  API key   hospital admin  patient
-=====================  ======  ========  ==============  =======
-``upload``             yes     yes       yes             own record
-``read_clinical``      yes     yes       yes             no
-``edit_reports``       yes     yes       no              no
-``sign``               yes     no        no              no
-``reanalyse``          yes     yes       no              no
-``administer``         no      no        yes             no
-``read_own_reports``   no      no        no              yes
-=====================  ======  ========  ==============  =======
+=====================  ======  ========  ==============  ========  =======
+ability                doctor  API key   hospital admin  IT admin  patient
+=====================  ======  ========  ==============  ========  =======
+``upload``             yes     yes       yes             no        own record
+``read_clinical``      yes     yes       yes             no        no
+``edit_reports``       yes     yes       no              no        no
+``sign``               yes     no        no              no        no
+``hold_reports``       yes     no        no              no        no
+``reanalyse``          yes     yes       no              no        no
+``administer``         no      no        yes             no        no
+``manage_users``       no      no        yes             yes       no
+``read_own_reports``   no      no        no              no        yes
+=====================  ======  ========  ==============  ========  =======
 
-API keys act as doctors of their hospital but never sign: a signature is a person's.
+API keys act as doctors of their hospital but never sign: a signature is a person's; holding a report
+back from its patient, or releasing it, is a doctor's decision too. IT admins manage the hospital's
+people (invitations, the user admin) and nothing else: ``portal.tenancy`` also hides every clinical row
+from them (``User.may_see_clinical_data``).
 """
 
 from functools import wraps
@@ -27,6 +32,11 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from rest_framework import permissions
+
+from accounts.models import Role
+
+#: Roles an IT admin may invite: staff only, since a patient's login is tied to a patient record.
+IT_ADMIN_INVITABLE_ROLES = (Role.HOSPITAL_ADMIN, Role.IT_ADMIN, Role.DOCTOR)
 
 
 def _in_hospital(user):
@@ -41,6 +51,10 @@ def _is_hospital_admin(user):
     return _in_hospital(user) and user.is_hospital_admin
 
 
+def _is_it_admin(user):
+    return _in_hospital(user) and user.is_it_admin
+
+
 def _is_patient(user):
     return _in_hospital(user) and user.is_patient
 
@@ -50,8 +64,10 @@ RULES = {
     "read_clinical": lambda user: _is_doctor(user) or _is_hospital_admin(user),
     "edit_reports": _is_doctor,
     "sign": lambda user: _is_doctor(user) and not user.is_api_client,
+    "hold_reports": lambda user: _is_doctor(user) and not user.is_api_client,
     "reanalyse": _is_doctor,
     "administer": _is_hospital_admin,
+    "manage_users": lambda user: _is_hospital_admin(user) or _is_it_admin(user),
     "read_own_reports": _is_patient,
 }
 ABILITIES = tuple(RULES)

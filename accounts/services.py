@@ -13,8 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey, DicomPeer, Invitation, Role, User, validate_ae_title
+from accounts.permissions import IT_ADMIN_INVITABLE_ROLES
 from portal.audit import record_event
 from portal.errors import UserFacingError
+from portal.links import absolute_url
 from portal.models import AuditAction
 
 
@@ -32,6 +34,8 @@ def invite_user(*, hospital, email, role, invited_by, full_name="", patient=None
     email = email.strip().lower()
     if role not in Role.values:
         raise InvitationError(f"Unknown role {role!r}.")
+    if invited_by is not None and invited_by.is_it_admin and role not in IT_ADMIN_INVITABLE_ROLES:
+        raise InvitationError("IT admins invite staff only; a doctor or hospital admin invites patients.")
     if role == Role.PATIENT and patient is None:
         raise InvitationError("A patient invitation must name the patient record the login belongs to.")
     if patient is not None and patient.hospital_id != hospital.pk:
@@ -55,7 +59,7 @@ def invite_user(*, hospital, email, role, invited_by, full_name="", patient=None
         record_event(
             action=AuditAction.INVITE, target=invitation, actor=invited_by, request=request, detail={"role": role}
         )
-    link = settings.SITE_URL.rstrip("/") + reverse("accept-invitation", kwargs={"token": token})
+    link = absolute_url(reverse("accept-invitation", kwargs={"token": token}), request=request)
     context = {"invitation": invitation, "link": link, "valid_days": settings.INVITATION_VALID_DAYS}
     transaction.on_commit(
         lambda: send_mail(

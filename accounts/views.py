@@ -8,7 +8,7 @@ from accounts.permissions import ability_required
 from accounts.services import InvitationError, accept_invitation, find_open_invitation, invite_user
 
 
-@ability_required("administer")
+@ability_required("manage_users")
 @require_http_methods(["GET", "POST"])
 def invite(request):
     form = InviteUserForm(request.POST or None, user=request.user)
@@ -19,7 +19,7 @@ def invite(request):
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 full_name=form.cleaned_data["full_name"],
-                patient=form.cleaned_data["patient"],
+                patient=form.cleaned_data.get("patient"),
                 invited_by=request.user,
                 request=request,
             )

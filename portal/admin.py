@@ -11,8 +11,14 @@ from django.core.exceptions import PermissionDenied
 from portal.models import AuditEvent
 
 
-def acts_for_hospital(request):
-    return request.user.is_authenticated and request.user.may("administer")
+def acts_for_hospital(request, model_admin=None):
+    """A hospital admin; on the user management's pages (``it_admin_may_manage``) an IT admin too."""
+    user = request.user
+    if not user.is_authenticated:
+        return False
+    if getattr(model_admin, "it_admin_may_manage", False):
+        return user.may("manage_users")
+    return user.may("administer")
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -20,24 +26,26 @@ class TenantAdmin(admin.ModelAdmin):
 
     #: Hospital admins may add, change or delete rows of this model (read-only otherwise).
     hospital_admin_can_edit = True
+    #: IT admins (user management only) may use this admin too; they never see clinical models.
+    it_admin_may_manage = False
 
     def get_queryset(self, request):
         return self.model._default_manager.get_queryset().visible_to(request.user)
 
     def has_module_permission(self, request):
-        return request.user.is_superuser or acts_for_hospital(request)
+        return request.user.is_superuser or acts_for_hospital(request, self)
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or acts_for_hospital(request)
+        return request.user.is_superuser or acts_for_hospital(request, self)
 
     def has_add_permission(self, request):
-        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+        return request.user.is_superuser or (acts_for_hospital(request, self) and self.hospital_admin_can_edit)
 
     def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+        return request.user.is_superuser or (acts_for_hospital(request, self) and self.hospital_admin_can_edit)
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser or (acts_for_hospital(request) and self.hospital_admin_can_edit)
+        return request.user.is_superuser or (acts_for_hospital(request, self) and self.hospital_admin_can_edit)
 
     def get_exclude(self, request, obj=None):
         exclude = list(super().get_exclude(request, obj) or [])

@@ -17,7 +17,10 @@ Rules:
   row of their own hospital;
 - patients see only rows tied to their own patient record, and only for models
   that say how (``patient_user_lookup``); models may narrow further what a
-  patient sees by overriding :meth:`TenantQuerySet.narrow_for_patient`.
+  patient sees by overriding :meth:`TenantQuerySet.narrow_for_patient`;
+- people whose ``may_see_clinical_data`` is False (IT admins) see only the rows
+  of models that hold no clinical data (``holds_clinical_data = False``: the
+  hospital, its users and invitations).
 """
 
 from django.db import models
@@ -29,6 +32,8 @@ class TenantQuerySet(models.QuerySet):
     hospital_lookup = "hospital"
     #: Path from the model to the patient's login User, or None if patients never see this model.
     patient_user_lookup = None
+    #: False for models an IT admin manages (users, invitations): they carry no clinical data.
+    holds_clinical_data = True
 
     def for_hospital(self, hospital):
         """Rows owned by one hospital, for code that acts for the hospital itself (tasks, commands)."""
@@ -40,6 +45,8 @@ class TenantQuerySet(models.QuerySet):
         if user.is_superuser:
             return self
         if user.hospital_id is None:
+            return self.none()
+        if self.holds_clinical_data and not getattr(user, "may_see_clinical_data", True):
             return self.none()
         rows = self.filter(**{self.hospital_lookup: user.hospital_id})
         if user.is_patient:

@@ -9,7 +9,6 @@ Reanalysis (a new Analysis generation of a series already in a report):
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
@@ -22,6 +21,7 @@ from accounts.permissions import user_may
 from ml.models import Analysis, AnalysisStatus
 from portal.audit import record_event
 from portal.errors import UserFacingError
+from portal.links import site_root
 from portal.models import AuditAction
 from portal.queueing import queue_task
 from reports import prefill
@@ -481,7 +481,7 @@ def sign_report(*, version, doctor, password=None, totp_code=None, content=None,
             transaction.on_commit(lambda: version.pdf.storage.delete(draft_pdf))
         queue_pdf_render(version)
         if not version.report.held_from_patient:
-            site_url = portal_address(request)
+            site_url = site_root(request)
             transaction.on_commit(lambda: notify_patient(version=version, site_url=site_url))
         queue_signed_report_object(version)
     return version
@@ -515,7 +515,7 @@ def hold_or_release(*, report, doctor, held, request=None):
             detail={"held_from_patient": held, "signed_version": signed.number if signed else None},
         )
         if not held and signed is not None:
-            site_url = portal_address(request)
+            site_url = site_root(request)
             transaction.on_commit(lambda: notify_patient(version=signed, site_url=site_url))
     return report
 
@@ -589,17 +589,10 @@ def store_report_pdf(*, version):
     return version
 
 
-def portal_address(request):
-    """The address people reach the portal at: the request's own, else RADASSIST_SITE_URL (settings.SITE_URL)."""
-    if request is not None:
-        return request.build_absolute_uri("/").rstrip("/")
-    return settings.SITE_URL.rstrip("/")
-
-
 def notify_patient(*, version, site_url=None):
     """Tell the patient (if they have a login) that a signed report is waiting. The email carries no findings.
 
-    ``site_url`` is the portal's address as the signing doctor reached it (see :func:`portal_address`).
+    ``site_url`` is the portal's address as the signing doctor reached it (portal.links.site_root).
     A report held back from the patient sends nothing; releasing it sends the email then.
     """
     report = version.report
@@ -612,7 +605,7 @@ def notify_patient(*, version, site_url=None):
         "patient": patient,
         "version": version,
         "hospital": version.hospital,
-        "report_url": (site_url or portal_address(None)) + reverse("report-detail", kwargs={"pk": version.report_id}),
+        "report_url": (site_url or site_root()) + reverse("report-detail", kwargs={"pk": version.report_id}),
     }
     send_mail(
         subject=render_to_string("reports/email/report_ready_subject.txt", context).strip(),

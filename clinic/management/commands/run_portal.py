@@ -29,7 +29,9 @@ class Command(BaseCommand):
         # The worker's beat schedule lives in var/, which nothing else creates when the database and the
         # broker are external services.
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Emails sent without a request (by the worker) link to the port this portal really listens on.
+        link_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        environment = dict(os.environ, PYTHONUNBUFFERED="1", RADASSIST_SITE_URL=f"http://{link_host}:{port}")
         processes = [
             # gunicorn rather than runserver: DICOMweb clients send large STOW-RS bodies chunked,
             # which runserver cannot read.

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
+from django.core.exceptions import PermissionDenied
 
 from accounts.models import ApiKey, DicomPeer, Hospital, Invitation, Patient, User
 from accounts.services import create_api_key, invite_user, register_dicom_peer, remove_dicom_peer, revoke_api_key
@@ -12,9 +13,13 @@ admin.site.site_title = "RadAssist admin"
 admin.site.index_title = "Hospital administration"
 
 
+#: Fields of their own hospital that a hospital admin may change.
+HOSPITAL_ADMIN_SETTINGS = ("hold_reports_by_default",)
+
+
 @admin.register(Hospital)
 class HospitalAdmin(TenantAdmin):
-    list_display = ("name", "slug", "ae_title", "dimse_complete_on_release", "created_at")
+    list_display = ("name", "slug", "ae_title", "dimse_complete_on_release", "hold_reports_by_default", "created_at")
     search_fields = ("name", "slug", "ae_title")
     prepopulated_fields = {"slug": ("name",)}
 
@@ -22,7 +27,23 @@ class HospitalAdmin(TenantAdmin):
         return request.user.is_superuser
 
     def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
+        """A hospital admin sets their own hospital's policies (HOSPITAL_ADMIN_SETTINGS); the rest is read-only."""
+        return request.user.is_superuser or (
+            request.user.is_hospital_admin and (obj is None or obj.pk == request.user.hospital_id)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return ()
+        return [field.name for field in Hospital._meta.fields if field.name not in HOSPITAL_ADMIN_SETTINGS]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if request.user.is_superuser else {}
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser and obj.pk != request.user.hospital_id:
+            raise PermissionDenied
+        obj.save()
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser

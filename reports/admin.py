@@ -2,7 +2,14 @@ from django import forms
 from django.contrib import admin
 
 from portal.admin import ReadOnlyInline, ReadOnlyTenantAdmin, TenantAdmin, acts_for_hospital
-from reports.models import DicomDestination, DicomResultObject, OutboxItem, Report, ReportVersion
+from reports.models import (
+    DicomDestination,
+    DicomResultObject,
+    MeasurementCorrection,
+    OutboxItem,
+    Report,
+    ReportVersion,
+)
 from reports.outbox import masked_headers, parse_header, send_again
 
 
@@ -16,14 +23,20 @@ class ReportVersionInline(ReadOnlyInline):
 class ReportAdmin(ReadOnlyTenantAdmin):
     """Reports are written and signed in the portal, never in the admin."""
 
-    list_display = ("pk", "study", "created_at", "updated_at")
+    list_display = ("pk", "study", "held_from_patient", "created_at", "updated_at")
     list_filter = ("hospital",)
     search_fields = ("study__accession_number", "study__patient__mrn", "study__patient__full_name")
     inlines = [ReportVersionInline]
 
 
+class MeasurementCorrectionInline(ReadOnlyInline):
+    model = MeasurementCorrection
+    fields = ("analysis", "largest_diameter", "volume_ml", "key_slice_number", "reason", "corrected_by")
+
+
 @admin.register(ReportVersion)
 class ReportVersionAdmin(ReadOnlyTenantAdmin):
+    inlines = [MeasurementCorrectionInline]
     list_display = ("report", "number", "status", "signed_by_name", "signed_at")
     list_filter = ("status", "hospital")
     search_fields = ("report__study__accession_number", "signed_by_name")

@@ -96,3 +96,13 @@ def draft_report(north):
 
     series = SeriesFactory(study=StudyFactory(hospital=north.hospital, patient=north.patient))
     return create_draft_report(analysis=AnalysisFactory(series=series))
+
+
+def test_a_hospital_admin_sets_their_hospitals_hold_default_and_nothing_else(client, north, south):
+    client.force_login(north.admin)
+    url = reverse("admin:accounts_hospital_change", args=[north.hospital.pk])
+    response = client.post(url, {"hold_reports_by_default": "on", "name": "Renamed", "slug": "renamed"})
+    assert response.status_code == 302
+    north.hospital.refresh_from_db()
+    assert north.hospital.hold_reports_by_default and north.hospital.name == "North Hospital"
+    assert client.get(reverse("admin:accounts_hospital_change", args=[south.hospital.pk])).status_code in (302, 404)

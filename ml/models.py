@@ -110,6 +110,9 @@ class KeyImage(models.Model):
 
     class Reason(models.TextChoices):
         LARGEST_LESION = "largest_lesion", "Largest lesion area"
+        LARGEST_DIAMETER = "largest_diameter", "Largest lesion diameter"
+        UPPER_EXTENT = "upper_extent", "Upper extent of the lesion"
+        LOWER_EXTENT = "lower_extent", "Lower extent of the lesion"
         HIGHEST_PROBABILITY = "highest_probability", "Highest tumour probability"
 
     analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="key_images")

@@ -33,19 +33,3 @@ def outline_overlay_png(image, mask, *, is_grey8=False):
     if not ok:
         raise ValueError("could not encode the overlay as PNG")
     return encoded.tobytes()
-
-
-def choose_key_slices(*, lesion_areas, tumour_probabilities, per_reason=2):
-    """Slices worth showing, as ``[(slice index, reason), ...]`` with reason "largest_lesion" or
-    "highest_probability": up to ``per_reason`` slices with the largest lesion area (only slices
-    with a lesion) and up to ``per_reason`` with the highest tumour probability, so 2 to 4 images
-    for any series of two slices or more.
-    """
-    areas = np.asarray(lesion_areas, dtype=np.float64)
-    probabilities = np.asarray(tumour_probabilities, dtype=np.float64)
-    chosen = []
-    by_area = [int(index) for index in np.argsort(-areas, kind="stable") if areas[index] > 0][:per_reason]
-    chosen += [(index, "largest_lesion") for index in by_area]
-    by_probability = [int(index) for index in np.argsort(-probabilities, kind="stable")][:per_reason]
-    chosen += [(index, "highest_probability") for index in by_probability]
-    return chosen

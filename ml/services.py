@@ -404,8 +404,9 @@ def run_analysis(*, analysis_id, engine):
     heartbeat) is committed after each batch. The results are written in one transaction at the
     end, which also queues the report draft on commit.
     """
+    from ml.key_images import choose_key_slices
     from ml.measurements import measure_lesions
-    from ml.overlays import choose_key_slices, outline_overlay_png
+    from ml.overlays import outline_overlay_png
 
     analysis = Analysis.objects.select_related("series").get(pk=analysis_id)
     timings = dict(analysis.stage_timings)
@@ -440,7 +441,9 @@ def run_analysis(*, analysis_id, engine):
     tumour_probabilities = 1.0 - slice_probabilities[:, class_names.index("normal")]
     key_images = []
     for slice_index, reason in choose_key_slices(
-        lesion_areas=measurements["area_per_slice"], tumour_probabilities=tumour_probabilities
+        measurements=measurements,
+        tumour_probabilities=tumour_probabilities,
+        slice_locations=[instance.slice_location for instance in loaded.instances],
     ):
         instance = loaded.instances[slice_index]
         png = outline_overlay_png(

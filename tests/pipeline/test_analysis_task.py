@@ -68,6 +68,7 @@ def test_completed_series_is_analysed_and_report_draft_queued(north, pipeline_se
 
     key_images = list(analysis.key_images.all())
     assert 2 <= len(key_images) <= 4
+    assert len({image.slice_index for image in key_images}) == len(key_images), "never the same slice twice"
     with key_images[0].overlay.open("rb") as overlay:
         assert overlay.read(8) == b"\x89PNG\r\n\x1a\n"
     report_drafts.assert_called_once_with(analysis_id=analysis.pk)

@@ -112,6 +112,7 @@ def _switch_draft_analysis(draft, analysis):
     The pre-filled technique and findings follow the new analysis unless the doctor has edited them;
     the revision goes up, so an editor still showing the old analysis cannot sign over the change.
     """
+    draft = ReportVersion.objects.select_for_update().get(pk=draft.pk)
     old_analyses = list(draft.ordered_analyses())
     draft.analyses.remove(*draft.analyses.filter(series=analysis.series))
     draft.analyses.add(analysis)

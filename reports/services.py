@@ -132,7 +132,8 @@ def create_draft_report(*, analysis):
     default); the series joins it. An open draft takes the analysis in place of any earlier one of the
     same series; a report without versions gets version 1 as a draft, its technique and findings
     pre-filled. A signed report is left as signed (see the module docstring). A second delivery, or an
-    analysis already superseded by a newer generation, changes nothing.
+    analysis already superseded by a newer generation, changes nothing. The series stays "analysed"
+    (awaiting review): only signing makes it "reported".
     """
     with transaction.atomic():
         analysis = Analysis.objects.select_related("series__study", "hospital").get(pk=analysis.pk)
@@ -154,7 +155,6 @@ def create_draft_report(*, analysis):
         elif draft is not None and not draft.analyses.filter(pk=analysis.pk).exists():
             _switch_draft_analysis(draft, analysis)
             queue_pdf_render(draft)
-        Series.objects.filter(pk=analysis.series_id).update(status=SeriesStatus.REPORTED)
         return report
 
 
@@ -471,6 +471,8 @@ def sign_report(*, version, doctor, password=None, totp_code=None, content=None,
         version.pdf = ""
         version.pdf_rendered_at = None
         version.save()
+        # Only a signed report makes its series "reported"; until then they stay analysed, awaiting review.
+        Series.objects.filter(pk__in=version.analyses.values("series")).update(status=SeriesStatus.REPORTED)
         record_event(
             action=AuditAction.SIGN,
             target=version,

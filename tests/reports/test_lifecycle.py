@@ -40,7 +40,7 @@ def reanalyse(analysis):
     return AnalysisFactory(series=analysis.series, generation=analysis.generation + 1, predicted_class="normal")
 
 
-def test_the_draft_task_is_idempotent_and_marks_the_series_reported(analysis):
+def test_the_draft_task_is_idempotent_and_leaves_the_series_awaiting_review(analysis):
     from reports.tasks import create_draft_report
 
     create_draft_report(analysis_id=analysis.pk)
@@ -51,7 +51,7 @@ def test_the_draft_task_is_idempotent_and_marks_the_series_reported(analysis):
     assert list(report.versions.values_list("number", "status")) == [(1, "draft")]
     assert list(report.versions.get().analyses.all()) == [analysis]
     analysis.series.refresh_from_db()
-    assert analysis.series.status == SeriesStatus.REPORTED
+    assert analysis.series.status == SeriesStatus.ANALYSED, "only signing makes a series reported"
 
 
 def test_a_second_analysis_of_the_same_generation_makes_no_second_report(analysis):
@@ -124,6 +124,7 @@ def test_signing_makes_the_version_final_records_it_and_emails_the_patient(
 
     draft.refresh_from_db()
     assert draft.status == VersionStatus.FINAL
+    assert draft.analyses.get().series.status == SeriesStatus.REPORTED
     assert draft.signed_by == north.doctor and draft.signed_by_name == north.doctor.full_name
     assert AuditEvent.objects.get(action=AuditAction.SIGN).actor == north.doctor
     assert [message.to for message in mail.outbox] == [[north.patient_user.email]]

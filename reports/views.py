@@ -116,8 +116,9 @@ def _editor_action(request, pk, action):
 
 
 def wants_json(request):
-    """The editor's auto-save asks for JSON; a plain form post gets a page."""
-    return "application/json" in request.headers.get("Accept", "")
+    """The editor's auto-save asks for JSON (its beacon on leaving the page cannot set headers, so it says
+    ``?autosave=1``); a plain form post gets a page."""
+    return "application/json" in request.headers.get("Accept", "") or request.GET.get("autosave") == "1"
 
 
 @require_POST

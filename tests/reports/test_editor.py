@@ -111,6 +111,9 @@ def test_autosave_answers_json_with_the_new_revision(client, north, draft):
     stale = client.post(url, editor_post(draft, revision=1), HTTP_ACCEPT="application/json")
     assert stale.status_code == 409 and "changed since" in stale.json()["error"]
 
+    beacon = client.post(f"{url}?autosave=1", editor_post(draft, findings="Sent on leaving the page."))
+    assert beacon.status_code == 200 and beacon.json()["revision"] == 3, "a beacon cannot ask for JSON by header"
+
 
 def test_the_conclusion_starts_unchosen_and_signing_without_one_is_a_form_error(client, north, draft):
     client.force_login(north.doctor)

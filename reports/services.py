@@ -502,6 +502,8 @@ def queue_signed_report_object(version):
 
 def hold_or_release(*, report, doctor, held, request=None):
     """Hold a report back from the patient, or release it. Releasing a signed report emails the patient."""
+    if not user_may(doctor, "hold_reports"):
+        raise NotAllowed("Only a doctor, in person, holds a report back from the patient or releases it.")
     _check_may_edit(report=report, doctor=doctor)
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report.pk)

@@ -63,7 +63,7 @@ def editor_context(request, report, versions):
         "can_edit": can_edit and draft is not None,
         "can_sign": can_edit and draft is not None and user_may(request.user, "sign"),
         "can_amend": can_edit and draft is None and latest is not None,
-        "can_hold": can_edit and not request.user.is_api_client,
+        "can_hold": user_may(request.user, "hold_reports"),
         "newer_analyses": list(services.newer_analyses(latest)) if latest is not None else [],
         "draft_form": DraftForm.for_version(draft) if draft is not None else None,
         "sign_form": SignForm(),
@@ -211,7 +211,7 @@ def report_sign(request, pk):
 
 
 @require_POST
-@ability_required("edit_reports")
+@ability_required("hold_reports")
 def report_hold(request, pk):
     """Hold the report back from the patient, or release it to them."""
     form = HoldForm(request.POST)

@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("reports", "0002_order_by_foreign_key_ids")]
-AFTER = [("reports", "0003_structured_report_conclusion_corrections_hold")]
+BEFORE = [("reports", "0003_dicom_result_objects_and_outbox")]
+AFTER = [("reports", "0004_structured_report_conclusion_corrections_hold")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -140,7 +140,7 @@ def measurement_table(measurements, correction=None):
     length_unit = "mm" if physical else "pixels"
     diameter, volume = measurements.get("largest_diameter"), measurements.get("volume_ml")
     key_slice = measurements.get("largest_area_slice_index")
-    area_rows = [row for row in measurement_rows(measurements) if row[0] == "Largest lesion area"]
+    other_rows = [row for row in measurement_rows(measurements) if row[0] not in ("Lesion volume", "Largest diameter")]
 
     def doctor(attribute, text):
         value = getattr(correction, attribute, None) if correction is not None else None
@@ -157,7 +157,7 @@ def measurement_table(measurements, correction=None):
             f"{format_number(volume)} mL" if physical and volume is not None else "not measurable",
             doctor("volume_ml", lambda value: f"{format_number(value)} mL"),
         ),
-        *[(label, value, None) for label, value in area_rows],
+        *[(label, value, None) for label, value in other_rows],
         (
             "Key slice",
             f"slice {key_slice + 1}" if key_slice is not None else "no lesion slice",

@@ -155,6 +155,7 @@ def test_every_classifier_class_has_a_human_label_in_the_same_order():
 def test_an_indeterminate_ai_result_is_said_in_words_on_the_page_and_in_the_pdf(client, north, draft):
     from django.urls import reverse
 
+    from reports import services
     from reports.pdf import render_report_pdf
 
     analysis = draft.ordered_analyses().get()
@@ -162,6 +163,8 @@ def test_an_indeterminate_ai_result_is_said_in_words_on_the_page_and_in_the_pdf(
         "The AI result is indeterminate: the classifier suggests a tumour (95%) but the segmenter outlined no lesion."
     )
     analysis.save(update_fields=["indeterminate_reason"])
+    services.override_ai_class(version=draft, doctor=north.doctor, conclusion_class=services.AGREES_WITH_AI, reason="")
+    draft.refresh_from_db()
 
     client.force_login(north.doctor)
     page = client.get(reverse("report-detail", args=[draft.report_id])).content.decode()

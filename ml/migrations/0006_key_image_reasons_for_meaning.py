@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ml', '0004_order_by_foreign_key_ids'),
+        ('ml', '0005_analysis_indeterminate_reason'),
     ]
 
     operations = [

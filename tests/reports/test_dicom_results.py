@@ -155,12 +155,20 @@ def test_png_series_gets_no_seg_or_sr(north):
 def test_signed_versions_become_encapsulated_pdfs_each_amendment_naming_the_previous(
     analysed, north, tmp_path, django_capture_on_commit_callbacks
 ):
-    from reports.services import amend_report, create_draft_report, sign_report, update_draft
+    from reports.services import (
+        AGREES_WITH_AI,
+        amend_report,
+        create_draft_report,
+        override_ai_class,
+        sign_report,
+        update_draft,
+    )
     from tests.factories import DEFAULT_PASSWORD
 
     analysis, _ = analysed
     draft = create_draft_report(analysis=analysis).versions.get()
     update_draft(version=draft, doctor=north.doctor, impression="Solid nodule.", recommendation="CT in 3 months.")
+    override_ai_class(version=draft, doctor=north.doctor, conclusion_class=AGREES_WITH_AI, reason="")
     with django_capture_on_commit_callbacks(execute=True):
         signed = sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
     first = signed.dicom_result_objects.get()  # made by the task queued on commit

@@ -29,11 +29,12 @@ def orthanc(tmp_path_factory):
 
 
 def signed_version(analysis, world):
-    from reports.services import create_draft_report, sign_report, update_draft
+    from reports.services import AGREES_WITH_AI, create_draft_report, override_ai_class, sign_report, update_draft
     from tests.factories import DEFAULT_PASSWORD
 
     draft = create_draft_report(analysis=analysis).versions.get()
     update_draft(version=draft, doctor=world.doctor, impression="Solid nodule.", recommendation="Follow up.")
+    override_ai_class(version=draft, doctor=world.doctor, conclusion_class=AGREES_WITH_AI, reason="")
     return sign_report(version=draft, doctor=world.doctor, password=DEFAULT_PASSWORD)
 
 
@@ -206,7 +207,7 @@ def test_study_outbox_include_lists_the_studys_items(north):
 def test_the_tasks_make_and_send_everything_once_their_transactions_commit(
     north, orthanc, django_capture_on_commit_callbacks
 ):
-    from reports.services import create_draft_report, sign_report, update_draft
+    from reports.services import AGREES_WITH_AI, create_draft_report, override_ai_class, sign_report, update_draft
     from reports.tasks import make_result_objects
     from tests.factories import DEFAULT_PASSWORD
 
@@ -216,6 +217,7 @@ def test_the_tasks_make_and_send_everything_once_their_transactions_commit(
         make_result_objects.delay(analysis_id=analysis.pk)
     draft = create_draft_report(analysis=analysis).versions.get()
     update_draft(version=draft, doctor=north.doctor, impression="Solid nodule.", recommendation="Follow up.")
+    override_ai_class(version=draft, doctor=north.doctor, conclusion_class=AGREES_WITH_AI, reason="")
     with django_capture_on_commit_callbacks(execute=True):
         sign_report(version=draft, doctor=north.doctor, password=DEFAULT_PASSWORD)
     assert sorted(OutboxItem.objects.values_list("result_object__kind", "state")) == [

@@ -104,7 +104,7 @@ def write_upload_files(directory, world, *, slices=8, size=64):
     from ml.phantoms import generate_phantom_series, write_dicom_series
 
     phantom = generate_phantom_series(label="large_cell_carcinoma", slices=slices, size=size, seed=3)
-    return write_dicom_series(phantom, directory, patient_id=world.patient.mrn, patient_name="Doe^Jane",
+    return write_dicom_series(phantom, directory, patient_id=world.patient.mrn, patient_name=world.patient.full_name,
                               study_description="CT chest phantom")
 
 

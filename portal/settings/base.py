@@ -42,6 +42,7 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
 ]
 LOCAL_APPS = [
     "portal",
@@ -57,6 +58,10 @@ MIDDLEWARE = [
     # First: load balancer probes get their answer before the HTTPS redirect and the host check.
     "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Security hardening (issue 17): size limit before anything reads the body; headers on every response.
+    "portal.middleware.RequestSizeLimitMiddleware",
+    "portal.middleware.ResponseHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -243,6 +248,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema lists every route and filter: for signed-in users and API keys only (issue 17).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Celery -------------------------------------------------------------------------------------------
@@ -315,3 +322,38 @@ LOGGING = {
         "pynetdicom": {"level": "WARNING"},
     },
 }
+
+# Security hardening (issue 17) --------------------------------------------------------------------
+# Kept together so that the settings split (base/local/production/test) can move it as one block.
+from csp.constants import NONE, SELF  # noqa: E402 - used only by this block
+
+#: Scripts and styles only from our own static files: no inline script, no inline event handler.
+_PRIVATE_FILE_ORIGINS = [
+    origin for origin in (env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default=""), env.str("AWS_S3_ENDPOINT_URL", default=""))
+    if origin
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *_PRIVATE_FILE_ORIGINS],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+#: No page needs the camera, the microphone, the location or any other powerful browser feature.
+RADASSIST_PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()"
+)
+#: Paths whose answers never carry patient data and may be cached; every other answer is ``no-store``.
+RADASSIST_CACHEABLE_PATH_PREFIXES = [STATIC_URL, "/health/", "/favicon.ico"]
+#: Largest request body: the largest single file plus room for the other form fields; refused before reading.
+RADASSIST_MAX_REQUEST_BYTES = (
+    env.int("RADASSIST_MAX_REQUEST_MB", default=INGEST_MAX_FILE_BYTES // (1024 * 1024) + 16) * 1024 * 1024
+)

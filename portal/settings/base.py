@@ -357,3 +357,6 @@ RADASSIST_CACHEABLE_PATH_PREFIXES = [STATIC_URL, "/health/", "/favicon.ico"]
 RADASSIST_MAX_REQUEST_BYTES = (
     env.int("RADASSIST_MAX_REQUEST_MB", default=INGEST_MAX_FILE_BYTES // (1024 * 1024) + 16) * 1024 * 1024
 )
+#: Reverse proxies in front of the web server, in the order a request passes them (IPs or CIDRs). Only a
+#: request whose peer is the last of them has its client address taken from X-Forwarded-For (audit log).
+RADASSIST_TRUSTED_PROXIES = env.list("RADASSIST_TRUSTED_PROXIES", default=[])

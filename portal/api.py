@@ -1,5 +1,11 @@
-"""Shared REST API plumbing: JSON errors for every failure, including the ones users cause."""
+"""Shared REST API plumbing: JSON errors for every failure, including the ones users cause; audited reads;
+filters and pages that no parameter can turn into a server error or an existence oracle."""
 
+import django_filters
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.audit import query_summary, record_event
@@ -59,3 +65,59 @@ class AuditedReadsMixin:
                 "ids": [row.pk for row in page] if page is not None else [],
             },
         )
+
+
+#: The range of the database's integer columns (64-bit primary keys): larger numbers match nothing.
+DATABASE_INTEGER_RANGE = (-(2**63), 2**63 - 1)
+
+
+class VisibleModelChoiceField(django_filters.fields.ModelChoiceField):
+    """A primary-key choice that refuses numbers the database cannot hold like any other unknown choice."""
+
+    def to_python(self, value):
+        if value not in self.empty_values:
+            try:
+                number = int(str(value))
+            except ValueError:
+                number = None
+            if number is not None and not DATABASE_INTEGER_RANGE[0] <= number <= DATABASE_INTEGER_RANGE[1]:
+                raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
+class TenantFilterBackend(DjangoFilterBackend):
+    """django-filter for every API view, with two guarantees whatever the view's filter set says.
+
+    - Choices of related rows come from ``visible_to``: another hospital's id is refused exactly
+      like an id that does not exist, so a filter cannot tell whether a foreign row exists.
+    - Numbers are bounded to the database's integer range: an answer of 400 with a message, never a 500.
+    """
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            restrict_filters(filterset, request)
+        return filterset
+
+
+def restrict_filters(filterset, request):
+    for declared in filterset.filters.values():
+        if isinstance(declared, django_filters.ModelChoiceFilter):
+            choices = declared.get_queryset(request)
+            if hasattr(choices, "visible_to"):
+                declared.queryset = choices.visible_to(request.user)
+            declared.field_class = VisibleModelChoiceField
+        elif isinstance(declared, django_filters.NumberFilter):
+            declared.extra.setdefault("min_value", DATABASE_INTEGER_RANGE[0])
+            declared.extra.setdefault("max_value", DATABASE_INTEGER_RANGE[1])
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """``limit`` capped at ``RADASSIST_API_MAX_PAGE_SIZE``; an ``offset`` past the end is an empty page."""
+
+    @property
+    def max_limit(self):
+        return settings.RADASSIST_API_MAX_PAGE_SIZE
+
+    def get_offset(self, request):
+        return min(super().get_offset(request), self.count)

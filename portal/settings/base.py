@@ -360,3 +360,7 @@ RADASSIST_MAX_REQUEST_BYTES = (
 #: Reverse proxies in front of the web server, in the order a request passes them (IPs or CIDRs). Only a
 #: request whose peer is the last of them has its client address taken from X-Forwarded-For (audit log).
 RADASSIST_TRUSTED_PROXIES = env.list("RADASSIST_TRUSTED_PROXIES", default=[])
+#: REST API: filters restricted to visible rows and bounded numbers; pages of at most this many rows.
+RADASSIST_API_MAX_PAGE_SIZE = env.int("RADASSIST_API_MAX_PAGE_SIZE", default=200)
+REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["portal.api.TenantFilterBackend"]
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "portal.api.BoundedLimitOffsetPagination"

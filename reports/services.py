@@ -256,7 +256,7 @@ def sign_report(*, version, doctor, password=None, totp_code=None, request=None)
         if draft_pdf:
             transaction.on_commit(lambda: version.pdf.storage.delete(draft_pdf))
         queue_pdf_render(version)
-        transaction.on_commit(lambda: notify_patient(version=version))
+        queue_patient_notification(version)
         queue_signed_report_object(version)
     return version
 
@@ -325,6 +325,13 @@ def store_report_pdf(*, version):
         if previous and previous != version.pdf.name:
             transaction.on_commit(lambda: version.pdf.storage.delete(previous))
     return version
+
+
+def queue_patient_notification(version):
+    """Email the patient from the reports queue once the signature has committed (see portal.email)."""
+    from reports import tasks
+
+    transaction.on_commit(lambda: tasks.send_report_ready_email.delay(version_id=version.pk))
 
 
 def notify_patient(*, version):

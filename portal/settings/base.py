@@ -222,7 +222,11 @@ DICOM_PORT = env.int("RADASSIST_DICOM_PORT", default=11112)
 # --- end of the DICOM listener block ----------------------------------------------------------------
 
 # Email --------------------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# Issue 17: the local default writes each message to a file under var/email; the console backend would
+# put patients' names and addresses into the server log.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://")
+if EMAIL_CONFIG["EMAIL_BACKEND"].endswith("filebased.EmailBackend") and not EMAIL_CONFIG.get("EMAIL_FILE_PATH"):
+    EMAIL_CONFIG["EMAIL_FILE_PATH"] = str(VAR_DIR / "email")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RadAssist <no-reply@radassist.example>")
 
@@ -374,3 +378,6 @@ RADASSIST_STAFF_IDLE_TIMEOUT_SECONDS = env.int("RADASSIST_STAFF_IDLE_TIMEOUT_SEC
 RADASSIST_PATIENT_IDLE_TIMEOUT_SECONDS = env.int("RADASSIST_PATIENT_IDLE_TIMEOUT_SECONDS", default=0)
 #: Requests a page makes on its own (progress polling) keep no session alive.
 RADASSIST_IDLE_BACKGROUND_PATH_SUFFIXES = ["/progress.json"]
+#: Email (portal.email): seconds to wait for the mail server per operation, and retries of a failed send.
+EMAIL_TIMEOUT = env.int("RADASSIST_EMAIL_TIMEOUT_SECONDS", default=10)
+EMAIL_MAX_RETRIES = env.int("RADASSIST_EMAIL_MAX_RETRIES", default=8)

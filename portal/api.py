@@ -8,7 +8,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.audit import query_summary, record_event
+from portal.audit import record_event, record_search
 from portal.errors import UserFacingError
 from portal.models import AuditAction
 
@@ -54,16 +54,9 @@ class AuditedReadsMixin:
         if self.action == "retrieve" and getattr(self, "_audited_object", None) is not None:
             record_event(action=AuditAction.VIEW, target=self._audited_object, request=request, detail={"via": "api"})
             return
-        page = getattr(self, "_audited_page", None)
-        record_event(
-            action=AuditAction.SEARCH,
-            target_type=self.get_queryset().model._meta.label,
-            request=request,
-            detail={
-                "via": "api",
-                "query": query_summary(request.query_params),
-                "ids": [row.pk for row in page] if page is not None else [],
-            },
+        page = getattr(self, "_audited_page", None) or []
+        record_search(
+            request=request, target_type=self.get_queryset().model._meta.label, ids=[row.pk for row in page], via="api"
         )
 
 

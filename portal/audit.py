@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ipware import get_client_ip
 
-from portal.models import AuditEvent
+from portal.models import AuditAction, AuditEvent
 
 #: Longest value kept of each query parameter, and most parameters kept, in a query summary.
 QUERY_VALUE_CHARACTERS = 100
@@ -78,4 +78,17 @@ def record_event(*, action, target=None, target_type="", target_id="", actor=Non
         target_label=target_label,
         ip_address=client_ip(request),
         detail=detail or {},
+    )
+
+
+def record_search(*, request, target_type, ids, via):
+    """One audit row for a read of many rows at once (a list, a search, a worklist page): the query and the ids shown.
+
+    ``via`` names the door ("api", "worklist", ...); ``ids`` are the primary keys of the rows in the answer.
+    """
+    return record_event(
+        action=AuditAction.SEARCH,
+        target_type=target_type,
+        request=request,
+        detail={"via": via, "query": query_summary(request.GET), "ids": list(ids)},
     )

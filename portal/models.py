@@ -20,6 +20,7 @@ class AuditAction(models.TextChoices):
     LOGOUT = "logout", "Logged out"
     LOGIN_FAILED = "login_failed", "Failed to log in"
     SEARCH = "search", "Listed or searched"
+    MFA = "mfa", "Two-factor authentication"
 
 
 class AuditEventQuerySet(TenantQuerySet):

@@ -63,3 +63,20 @@ def test_a_forwarded_header_from_an_untrusted_peer_is_ignored(client, north, set
     settings.RADASSIST_TRUSTED_PROXIES = ["10.0.0.5"]
     log_in(client, north.doctor.email, HTTP_X_FORWARDED_FOR="203.0.113.9", REMOTE_ADDR="198.51.100.4")
     assert AuditEvent.objects.get(action=AuditAction.LOGIN).ip_address == "198.51.100.4"
+
+
+def test_two_factor_codes_refused_and_accepted_are_recorded(client, north):
+    from allauth.mfa.totp.internal import auth as totp
+
+    secret = totp.generate_totp_secret()
+    totp.TOTP.activate(north.doctor, secret)
+    log_in(client, north.doctor.email)
+    client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    code = totp.format_hotp_value(totp.hotp_value(secret, next(totp.yield_hotp_counters_from_time())))
+    client.post(reverse("mfa_authenticate"), {"code": code})
+    assert "_auth_user_id" in client.session
+
+    events = AuditEvent.objects.filter(action=AuditAction.MFA).order_by("pk")
+    assert [event.detail["event"] for event in events] == ["code refused", "code accepted"]
+    assert all(event.target_id == str(north.doctor.pk) for event in events)
+    assert AuditEvent.objects.filter(action=AuditAction.LOGIN, actor=north.doctor).count() == 1

@@ -58,11 +58,12 @@ MIDDLEWARE = [
     # First: load balancer probes get their answer before the HTTPS redirect and the host check.
     "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Security hardening (issue 17): size limit before anything reads the body; headers on every response.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Security hardening (issue 17): size limit before anything reads the body; headers on every response
+    # (static files, answered by WhiteNoise above, may be cached and carry no policy of their own).
     "portal.middleware.RequestSizeLimitMiddleware",
     "portal.middleware.ResponseHeadersMiddleware",
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

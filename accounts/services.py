@@ -14,6 +14,7 @@ from accounts.models import ApiKey, DicomPeer, Invitation, Role, User, validate_
 from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.models import AuditAction
+from portal.queueing import queue_task
 
 
 class InvitationError(UserFacingError):
@@ -60,9 +61,9 @@ def invite_user(*, hospital, email, role, invited_by, full_name="", patient=None
 
 def queue_invitation_email(invitation, *, link):
     """Email the invitation from a Celery task once it has committed (a hung mail server holds no request)."""
-    from accounts import tasks
-
-    transaction.on_commit(lambda: tasks.send_invitation_email.delay(invitation_id=invitation.pk, link=link))
+    transaction.on_commit(
+        lambda: queue_task("accounts.tasks.send_invitation_email", invitation_id=invitation.pk, link=link)
+    )
 
 
 def find_open_invitation(token):

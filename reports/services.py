@@ -329,9 +329,7 @@ def store_report_pdf(*, version):
 
 def queue_patient_notification(version):
     """Email the patient from the reports queue once the signature has committed (see portal.email)."""
-    from reports import tasks
-
-    transaction.on_commit(lambda: tasks.send_report_ready_email.delay(version_id=version.pk))
+    transaction.on_commit(lambda: queue_task("reports.tasks.send_report_ready_email", version_id=version.pk))
 
 
 def notify_patient(*, version):

@@ -240,9 +240,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "portal.tenancy.VisibleToFilterBackend",
-        "django_filters.rest_framework.DjangoFilterBackend",
+        # django-filter with related-row choices from visible_to and bounded numbers (issue 17).
+        "portal.api.TenantFilterBackend",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit capped at RADASSIST_API_MAX_PAGE_SIZE; an offset past the end is an empty page (issue 17).
+    "DEFAULT_PAGINATION_CLASS": "portal.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
@@ -369,10 +371,8 @@ RADASSIST_MAX_REQUEST_BYTES = (
 #: Reverse proxies in front of the web server, in the order a request passes them (IPs or CIDRs). Only a
 #: request whose peer is the last of them has its client address taken from X-Forwarded-For (audit log).
 RADASSIST_TRUSTED_PROXIES = env.list("RADASSIST_TRUSTED_PROXIES", default=[])
-#: REST API: filters restricted to visible rows and bounded numbers; pages of at most this many rows.
+#: REST API: pages of at most this many rows (portal.api.BoundedLimitOffsetPagination).
 RADASSIST_API_MAX_PAGE_SIZE = env.int("RADASSIST_API_MAX_PAGE_SIZE", default=200)
-REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["portal.api.TenantFilterBackend"]
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "portal.api.BoundedLimitOffsetPagination"
 #: Idle timeout of browser sessions: staff (doctors, hospital admins, platform staff) are logged out after
 #: this long without a request; 0 keeps the session until it expires (SESSION_COOKIE_AGE), as for patients.
 RADASSIST_STAFF_IDLE_TIMEOUT_SECONDS = env.int("RADASSIST_STAFF_IDLE_TIMEOUT_SECONDS", default=30 * 60)

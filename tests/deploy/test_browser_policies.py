@@ -3,6 +3,7 @@ the API schema behind login, and no server banner."""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -169,5 +170,9 @@ def test_gunicorn_does_not_name_itself(tmp_path):
         assert "Server" not in response.headers
         assert response.headers["Date"]
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGINT)  # gunicorn's quick shutdown
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

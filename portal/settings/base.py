@@ -336,13 +336,14 @@ LOGGING = {
 
 # Security hardening (issue 17) --------------------------------------------------------------------
 # Kept together so that the settings split (base/local/production/test) can move it as one block.
+import ipaddress  # noqa: E402 - used only by this block
+
 from csp.constants import NONE, SELF  # noqa: E402 - used only by this block
 
 #: Scripts and styles only from our own static files: no inline script, no inline event handler.
-_PRIVATE_FILE_ORIGINS = [
-    origin for origin in (env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default=""), env.str("AWS_S3_ENDPOINT_URL", default=""))
-    if origin
-]
+#: Browsers fetch private files from the bucket's public address when it has one (presigned redirects).
+_PRIVATE_FILE_ORIGIN = env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default="") or env.str("AWS_S3_ENDPOINT_URL", default="")
+_PRIVATE_FILE_ORIGINS = [_PRIVATE_FILE_ORIGIN] if _PRIVATE_FILE_ORIGIN else []
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -370,7 +371,11 @@ RADASSIST_MAX_REQUEST_BYTES = (
 )
 #: Reverse proxies in front of the web server, in the order a request passes them (IPs or CIDRs). Only a
 #: request whose peer is the last of them has its client address taken from X-Forwarded-For (audit log).
-RADASSIST_TRUSTED_PROXIES = env.list("RADASSIST_TRUSTED_PROXIES", default=[])
+RADASSIST_TRUSTED_PROXIES = [
+    proxy.strip() for proxy in env.list("RADASSIST_TRUSTED_PROXIES", default=[]) if proxy.strip()
+]
+for _proxy in RADASSIST_TRUSTED_PROXIES:
+    ipaddress.ip_network(_proxy, strict=False)  # a typo stops the start instead of every audited request
 #: REST API: pages of at most this many rows (portal.api.BoundedLimitOffsetPagination).
 RADASSIST_API_MAX_PAGE_SIZE = env.int("RADASSIST_API_MAX_PAGE_SIZE", default=200)
 #: Idle timeout of browser sessions: staff (doctors, hospital admins, platform staff) are logged out after

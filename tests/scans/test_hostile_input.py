@@ -8,9 +8,9 @@ import zlib
 import pydicom
 import pytest
 
-from scans import ingest_parsing
 from scans.dicomweb.multipart import MalformedMultipart, read_parts
-from scans.ingest_parsing import RejectedFile, read_dicom, read_image
+from scans.ingest import parsing as ingest_parsing
+from scans.ingest.parsing import RejectedFile, read_dicom, read_image
 from tests.scans.conftest import pydicom_file
 from tests.scans.test_dicomweb import BOUNDARY, STOW_CONTENT_TYPE, key_client, multipart_body
 

@@ -96,9 +96,9 @@ def test_each_dicomweb_search_and_retrieve_writes_one_event(north, stored):
         "/dicomweb/studies?PatientName=Audit*&limit=5": (AuditAction.SEARCH, "scans.Study", "", {}),
         "/dicomweb/series?Modality=CT": (AuditAction.SEARCH, "scans.Series", "", {}),
         f"/dicomweb/studies/{study_uid}/instances": (AuditAction.SEARCH, "scans.Study", study_uid, {}),
-        f"/dicomweb/studies/{study_uid}": (AuditAction.DOWNLOAD, "scans.Study", study_uid, {}),
+        f"/dicomweb/studies/{study_uid}": (AuditAction.DOWNLOAD, "scans.Study", str(series.study_id), {}),
         f"/dicomweb/studies/{study_uid}/series/{series_uid}/metadata": (
-            AuditAction.VIEW, "scans.Series", series_uid, {}
+            AuditAction.VIEW, "scans.Series", str(series.pk), {}
         ),
         f"{instance_path}/rendered": (
             AuditAction.VIEW, "scans.Instance", stored.sop_instance_uid, {"HTTP_ACCEPT": "image/png"}

@@ -144,7 +144,7 @@ def test_gunicorn_does_not_name_itself(tmp_path):
     port = free_port()
     environment = {
         **{key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "CELERY_"))},
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_SETTINGS_MODULE": "portal.settings.local",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
         "RADASSIST_VAR_DIR": str(tmp_path / "var"),
         "RADASSIST_MEDIA_ROOT": str(tmp_path / "media"),

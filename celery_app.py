@@ -31,6 +31,8 @@ app.conf.update(
         "ml.tasks.queue_series_analysis": {"queue": "ingest"},
         "ml.tasks.*": {"queue": "gpu"},
         "reports.tasks.*": {"queue": "reports"},
+        # Notifications: invitations are email like the report-ready message.
+        "accounts.tasks.*": {"queue": "reports"},
     },
     beat_schedule={
         "close-abandoned-upload-batches": {"task": "scans.tasks.close_abandoned_batches", "schedule": 300.0},

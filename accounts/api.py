@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from accounts.models import Patient
 from accounts.serializers import CurrentUserSerializer, PatientSerializer
+from portal.api import AuditedReadsMixin
 
 
 class PatientFilter(django_filters.FilterSet):
@@ -19,7 +20,7 @@ class PatientFilter(django_filters.FilterSet):
         return queryset.search(value)
 
 
-class PatientViewSet(viewsets.ReadOnlyModelViewSet):
+class PatientViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """Patients of the caller's hospital (a patient sees only their own record)."""
 
     serializer_class = PatientSerializer

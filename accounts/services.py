@@ -6,9 +6,7 @@ from datetime import timedelta
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,6 +16,7 @@ from portal.audit import record_event
 from portal.errors import UserFacingError
 from portal.links import absolute_url
 from portal.models import AuditAction
+from portal.queueing import queue_task
 
 
 class InvitationError(UserFacingError):
@@ -60,16 +59,15 @@ def invite_user(*, hospital, email, role, invited_by, full_name="", patient=None
             action=AuditAction.INVITE, target=invitation, actor=invited_by, request=request, detail={"role": role}
         )
     link = absolute_url(reverse("accept-invitation", kwargs={"token": token}), request=request)
-    context = {"invitation": invitation, "link": link, "valid_days": settings.INVITATION_VALID_DAYS}
-    transaction.on_commit(
-        lambda: send_mail(
-            subject=f"You are invited to RadAssist at {hospital.name}",
-            message=render_to_string("accounts/email/invitation.txt", context),
-            from_email=None,
-            recipient_list=[email],
-        )
-    )
+    queue_invitation_email(invitation, link=link)
     return invitation
+
+
+def queue_invitation_email(invitation, *, link):
+    """Email the invitation from a Celery task once it has committed (a hung mail server holds no request)."""
+    transaction.on_commit(
+        lambda: queue_task("accounts.tasks.send_invitation_email", invitation_id=invitation.pk, link=link)
+    )
 
 
 def find_open_invitation(token):

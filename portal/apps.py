@@ -36,3 +36,4 @@ class PortalConfig(AppConfig):
         # django.setup() before it opens SQLite or the broker. A few mkdir calls, harmless when they exist.
         for folder in embedded_service_folders(settings):
             folder.mkdir(parents=True, exist_ok=True)
+        from portal import checks  # noqa: F401 - registers the deployment checks

@@ -18,6 +18,10 @@ class AuditAction(models.TextChoices):
     LOGIN = "login", "Logged in"
     SEND = "send", "Sent to a DICOM destination"
     PATIENT_CHECK = "patient_check", "Decided a patient check"
+    LOGOUT = "logout", "Logged out"
+    LOGIN_FAILED = "login_failed", "Failed to log in"
+    SEARCH = "search", "Listed or searched"
+    MFA = "mfa", "Two-factor authentication"
 
 
 class AuditEventQuerySet(TenantQuerySet):

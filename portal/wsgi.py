@@ -42,6 +42,30 @@ class RequestBody:
         return getattr(self._body, name)
 
 
+def hide_gunicorn_banner():
+    """Drop the ``Server: gunicorn`` header gunicorn writes on every response (it has no setting for that).
+
+    Naming the server and so its version range helps an attacker pick exploits and helps nobody
+    else. Done here rather than in docker/gunicorn.conf.py so that ``make run`` is covered too.
+    """
+    try:
+        from gunicorn.http import wsgi as gunicorn_wsgi
+    except ImportError:
+        return
+    default_headers = gunicorn_wsgi.Response.default_headers
+    if getattr(default_headers, "hides_server_banner", False):
+        return
+
+    def headers_without_server(response):
+        return [header for header in default_headers(response) if not header.lower().startswith("server:")]
+
+    headers_without_server.hides_server_banner = True
+    gunicorn_wsgi.Response.default_headers = headers_without_server
+
+
+hide_gunicorn_banner()
+
+
 def application(environ, start_response):
     body = environ.get("wsgi.input")
     if callable(getattr(getattr(body, "reader", None), "read", None)) and hasattr(getattr(body, "buf", None), "tell"):

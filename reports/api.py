@@ -3,10 +3,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
-from rest_framework.response import Response
 
-from portal.audit import record_event
-from portal.models import AuditAction
+from portal.api import AuditedReadsMixin
 from reports.models import Report, ReportVersion
 from reports.serializers import ReportSerializer, ReportSummarySerializer
 from reports.views import pdf_response
@@ -25,7 +23,7 @@ class PdfRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class ReportViewSet(viewsets.ReadOnlyModelViewSet):
+class ReportViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """Reports of the caller's hospital (API keys read them as doctors); a patient sees their signed reports."""
 
     serializer_class = ReportSerializer
@@ -42,11 +40,6 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
             .prefetch_related("series")
             .order_by("-study__study_date", "-created_at")
         )
-
-    def retrieve(self, request, *args, **kwargs):
-        report = self.get_object()
-        record_event(action=AuditAction.VIEW, target=report, request=request, detail={"via": "api"})
-        return Response(self.get_serializer(report).data)
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(description="The PDF (or a redirect to it)")})
     @action(detail=True, methods=["get"], url_path="pdf", url_name="pdf", renderer_classes=[JSONRenderer, PdfRenderer])

@@ -484,8 +484,7 @@ def sign_report(*, version, doctor, password=None, totp_code=None, content=None,
             transaction.on_commit(lambda: version.pdf.storage.delete(draft_pdf))
         queue_pdf_render(version)
         if not version.report.held_from_patient:
-            site_url = site_root(request)
-            transaction.on_commit(lambda: notify_patient(version=version, site_url=site_url))
+            queue_patient_notification(version, site_url=site_root(request))
         queue_signed_report_object(version)
     return version
 
@@ -520,8 +519,7 @@ def hold_or_release(*, report, doctor, held, request=None):
             detail={"held_from_patient": held, "signed_version": signed.number if signed else None},
         )
         if not held and signed is not None:
-            site_url = site_root(request)
-            transaction.on_commit(lambda: notify_patient(version=signed, site_url=site_url))
+            queue_patient_notification(signed, site_url=site_root(request))
     return report
 
 
@@ -594,10 +592,19 @@ def store_report_pdf(*, version):
     return version
 
 
+def queue_patient_notification(version, *, site_url):
+    """Email the patient from the reports queue once the signature has committed (see portal.email).
+
+    ``site_url`` is the portal's address as the signing doctor reached it (portal.links.site_root).
+    """
+    transaction.on_commit(
+        lambda: queue_task("reports.tasks.send_report_ready_email", version_id=version.pk, site_url=site_url)
+    )
+
+
 def notify_patient(*, version, site_url=None):
     """Tell the patient (if they have a login) that a signed report is waiting. The email carries no findings.
 
-    ``site_url`` is the portal's address as the signing doctor reached it (portal.links.site_root).
     A report held back from the patient sends nothing; releasing it sends the email then.
     """
     report = version.report

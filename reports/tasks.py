@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from ml.models import Analysis
+from portal.email import EMAIL_TASK_OPTIONS
 from reports import dicom_results, outbox, services
 from reports.models import ReportVersion
 
@@ -53,3 +54,11 @@ def send_outbox_item(*, item_id):
 def send_due_outbox_items():
     """Celery beat, every minute: sends what is due, including items whose scheduled task was lost."""
     outbox.send_due_items()
+
+
+@shared_task(**EMAIL_TASK_OPTIONS)
+def send_report_ready_email(*, version_id, site_url=None):
+    """Tell the patient that a signed version is waiting (see services.notify_patient); retried if mail fails."""
+    version = ReportVersion.objects.filter(pk=version_id).select_related("report__study__patient__user").first()
+    if version is not None:
+        services.notify_patient(version=version, site_url=site_url)

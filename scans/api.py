@@ -11,6 +11,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.permissions import IsClinicalStaff
+from portal.api import AuditedReadsMixin
 from portal.storage import private_file_response
 from scans.ingest import close_batch, ingest_files, open_batch
 from scans.models import FileOutcome, Instance, Series, SeriesStatus, Study, UploadBatch
@@ -66,7 +67,7 @@ class InstanceFilter(django_filters.FilterSet):
         fields = ("series", "study", "sop_instance_uid")
 
 
-class StudyViewSet(viewsets.ReadOnlyModelViewSet):
+class StudyViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """Studies of the caller's hospital, newest first, with their series' modalities and sizes."""
 
     permission_classes = [IsClinicalStaff]
@@ -91,7 +92,7 @@ class StudyViewSet(viewsets.ReadOnlyModelViewSet):
         return StudyDetailSerializer if self.action == "retrieve" else StudySerializer
 
 
-class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
+class SeriesViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """Series with their processing status (received, queued, analysing with slices done of total...)."""
 
     permission_classes = [IsClinicalStaff]
@@ -108,7 +109,7 @@ class SeriesViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
-class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
+class InstanceViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
     """Stored instances in slice order (position along the slice normal)."""
 
     permission_classes = [IsClinicalStaff]
@@ -128,7 +129,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
         return private_file_response(request=request, file_field=instance.file, target=instance)
 
 
-class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UploadViewSet(AuditedReadsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Upload batches: POST files to ingest them; GET to see the outcome of every file of earlier uploads."""
 
     permission_classes = [IsAuthenticated]

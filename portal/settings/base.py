@@ -42,6 +42,7 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
 ]
 LOCAL_APPS = [
     "portal",
@@ -58,6 +59,11 @@ MIDDLEWARE = [
     "portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Security hardening (issue 17): size limit before anything reads the body; headers on every response
+    # (static files, answered by WhiteNoise above, may be cached and carry no policy of their own).
+    "portal.middleware.RequestSizeLimitMiddleware",
+    "portal.middleware.ResponseHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.IdleSessionTimeoutMiddleware",
     "accounts.middleware.RequireMultiFactorMiddleware",
 ]
 
@@ -127,9 +134,12 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_PREVENT_ENUMERATION = True
-# allauth's defaults already limit failed logins per IP and per account; stated here so they are visible.
+# Failed logins (issue 17): "key" is the account *and* the client address (accounts.adapters), with a
+# back-off in steps: 5 failures wait out 5 minutes, 10 an hour, 20 a day, for that pair only. A doctor
+# whose password someone else guesses still logs in from their own workstation. Per address, 30 a
+# minute (a whole hospital behind one NAT address stays well below it).
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": "10/m/ip,5/5m/key",
+    "login_failed": "30/m/ip,5/5m/key,10/h/key,20/d/key",
     "reset_password": "20/m/ip,5/m/key",
     "reset_password_from_key": "20/m/ip",
 }
@@ -213,7 +223,11 @@ DICOM_PORT = env.int("RADASSIST_DICOM_PORT", default=11112)
 # --- end of the DICOM listener block ----------------------------------------------------------------
 
 # Email --------------------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# Issue 17: the local default writes each message to a file under var/email; the console backend would
+# put patients' names and addresses into the server log.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="filemail://")
+if EMAIL_CONFIG["EMAIL_BACKEND"].endswith("filebased.EmailBackend") and not EMAIL_CONFIG.get("EMAIL_FILE_PATH"):
+    EMAIL_CONFIG["EMAIL_FILE_PATH"] = str(VAR_DIR / "email")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="RadAssist <no-reply@radassist.example>")
 
@@ -226,9 +240,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "portal.tenancy.VisibleToFilterBackend",
-        "django_filters.rest_framework.DjangoFilterBackend",
+        # django-filter with related-row choices from visible_to and bounded numbers (issue 17).
+        "portal.api.TenantFilterBackend",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit capped at RADASSIST_API_MAX_PAGE_SIZE; an offset past the end is an empty page (issue 17).
+    "DEFAULT_PAGINATION_CLASS": "portal.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
@@ -243,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema lists every route and filter: for signed-in users and API keys only (issue 17).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Celery -------------------------------------------------------------------------------------------
@@ -315,3 +333,57 @@ LOGGING = {
         "pynetdicom": {"level": "WARNING"},
     },
 }
+
+# Security hardening (issue 17) --------------------------------------------------------------------
+# Kept together so that the settings split (base/local/production/test) can move it as one block.
+import ipaddress  # noqa: E402 - used only by this block
+
+from csp.constants import NONE, SELF  # noqa: E402 - used only by this block
+
+#: Scripts and styles only from our own static files: no inline script, no inline event handler.
+#: Browsers fetch private files from the bucket's public address when it has one (presigned redirects).
+_PRIVATE_FILE_ORIGIN = env.str("AWS_S3_PUBLIC_ENDPOINT_URL", default="") or env.str("AWS_S3_ENDPOINT_URL", default="")
+_PRIVATE_FILE_ORIGINS = [_PRIVATE_FILE_ORIGIN] if _PRIVATE_FILE_ORIGIN else []
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *_PRIVATE_FILE_ORIGINS],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+#: No page needs the camera, the microphone, the location or any other powerful browser feature.
+RADASSIST_PERMISSIONS_POLICY = (
+    "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), usb=()"
+)
+#: Paths whose answers never carry patient data and may be cached; every other answer is ``no-store``.
+RADASSIST_CACHEABLE_PATH_PREFIXES = [STATIC_URL, "/health/", "/favicon.ico"]
+#: Largest request body: the largest single file plus room for the other form fields; refused before reading.
+RADASSIST_MAX_REQUEST_BYTES = (
+    env.int("RADASSIST_MAX_REQUEST_MB", default=INGEST_MAX_FILE_BYTES // (1024 * 1024) + 16) * 1024 * 1024
+)
+#: Reverse proxies in front of the web server, in the order a request passes them (IPs or CIDRs). Only a
+#: request whose peer is the last of them has its client address taken from X-Forwarded-For (audit log).
+RADASSIST_TRUSTED_PROXIES = [
+    proxy.strip() for proxy in env.list("RADASSIST_TRUSTED_PROXIES", default=[]) if proxy.strip()
+]
+for _proxy in RADASSIST_TRUSTED_PROXIES:
+    ipaddress.ip_network(_proxy, strict=False)  # a typo stops the start instead of every audited request
+#: REST API: pages of at most this many rows (portal.api.BoundedLimitOffsetPagination).
+RADASSIST_API_MAX_PAGE_SIZE = env.int("RADASSIST_API_MAX_PAGE_SIZE", default=200)
+#: Idle timeout of browser sessions: staff (doctors, hospital admins, platform staff) are logged out after
+#: this long without a request; 0 keeps the session until it expires (SESSION_COOKIE_AGE), as for patients.
+RADASSIST_STAFF_IDLE_TIMEOUT_SECONDS = env.int("RADASSIST_STAFF_IDLE_TIMEOUT_SECONDS", default=30 * 60)
+RADASSIST_PATIENT_IDLE_TIMEOUT_SECONDS = env.int("RADASSIST_PATIENT_IDLE_TIMEOUT_SECONDS", default=0)
+#: Requests a page makes on its own (progress polling) keep no session alive.
+RADASSIST_IDLE_BACKGROUND_PATH_SUFFIXES = ["/progress.json"]
+#: Email (portal.email): seconds to wait for the mail server per operation, and retries of a failed send.
+EMAIL_TIMEOUT = env.int("RADASSIST_EMAIL_TIMEOUT_SECONDS", default=10)
+EMAIL_MAX_RETRIES = env.int("RADASSIST_EMAIL_MAX_RETRIES", default=8)

@@ -68,6 +68,22 @@ def _parse_headers(block):
     return headers
 
 
+def _find_header_end(buffer, fill):
+    """Where the current part's headers end, read in as needed; headers over the limit are refused.
+
+    The limit applies however the bytes arrived: a whole part header in one read counts like one
+    trickled in over many.
+    """
+    while True:
+        header_end = buffer.find(b"\r\n\r\n", 0, MAXIMUM_HEADER_BYTES + 4)
+        if header_end >= 0:
+            return header_end
+        if len(buffer) >= MAXIMUM_HEADER_BYTES + 4:
+            raise MalformedMultipart(f"A part's headers are longer than {MAXIMUM_HEADER_BYTES // 1024} KB.")
+        if not fill():
+            raise MalformedMultipart("A part's headers do not end with an empty line.")
+
+
 def read_parts(stream, boundary):
     """Yield each part of a multipart body read from ``stream`` (anything with ``read(size)``).
 
@@ -110,11 +126,7 @@ def read_parts(stream, boundary):
             pass
         if buffer[:2] == b"--":
             return
-        header_end = buffer.find(b"\r\n\r\n")
-        while header_end < 0:
-            if len(buffer) > MAXIMUM_HEADER_BYTES or not fill():
-                raise MalformedMultipart("A part's headers do not end with an empty line.")
-            header_end = buffer.find(b"\r\n\r\n")
+        header_end = _find_header_end(buffer, fill)
         line_end = buffer.find(b"\r\n")
         headers = _parse_headers(bytes(buffer[line_end + 2 : header_end]))
         del buffer[: header_end + 4]

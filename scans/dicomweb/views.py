@@ -6,6 +6,7 @@ responses in the DICOMweb media types, and they never let DRF or Django parse a 
 STOW-RS reads the raw stream itself.
 """
 
+import functools
 import json
 import logging
 
@@ -19,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from accounts.permissions import IsClinicalStaff
-from portal.audit import record_event
+from portal.audit import query_summary, record_event
 from portal.models import AuditAction
 from scans.dicomweb import frames, qido, rendering, stow, transcoding
 from scans.dicomweb.dicom_json import MEDIA_TYPE as DICOM_JSON
@@ -143,6 +144,39 @@ def instance_storage():
     return Instance._meta.get_field("file").storage
 
 
+#: The resource a read is about, named by the deepest UID in its URL.
+TARGET_TYPES = (("instance_uid", "scans.Instance"), ("series_uid", "scans.Series"), ("study_uid", "scans.Study"))
+
+
+def audited_read(transaction, *, action, searched_type=None):
+    """Record one audit event for every successful read through a DICOMweb view's ``get``.
+
+    Applied to every DICOMweb read in this module, so no view writes its own read events: who
+    (the request's user and hospital), what (the resource's UIDs, or the search's query), when
+    and from where. ``searched_type`` names what a search without UIDs in its URL looks for.
+    """
+
+    def decorate(get):
+        @functools.wraps(get)
+        def audited_get(view, request, **uids):
+            response = get(view, request, **uids)
+            if 200 <= response.status_code < 300:
+                target_type, target_id = next(
+                    ((label, uids[name]) for name, label in TARGET_TYPES if uids.get(name)), (searched_type, "")
+                )
+                detail = {"transaction": transaction, **{name: value for name, value in uids.items() if value}}
+                if request.GET:
+                    detail["query"] = query_summary(request.GET)
+                record_event(
+                    action=action, target_type=target_type, target_id=target_id, request=request, detail=detail
+                )
+            return response
+
+        return audited_get
+
+    return decorate
+
+
 # QIDO-RS and STOW-RS ------------------------------------------------------------------------------
 
 
@@ -198,6 +232,7 @@ def store_response(request, *, study_uid):
 class StudiesView(DicomWebView):
     """``/studies``: QIDO-RS search for studies (GET), STOW-RS store (POST)."""
 
+    @audited_read("QIDO-RS studies", action=AuditAction.SEARCH, searched_type="scans.Study")
     def get(self, request):
         found = qido.search_studies(request=request, user=request.user, parameters=request.GET)
         return dicom_json_response(found.results, warnings=found.warnings)
@@ -209,6 +244,7 @@ class StudiesView(DicomWebView):
 class SeriesSearchView(DicomWebView):
     """``/series`` and ``/studies/{study}/series``: QIDO-RS search for series, with their processing status."""
 
+    @audited_read("QIDO-RS series", action=AuditAction.SEARCH, searched_type="scans.Series")
     def get(self, request, study_uid=None):
         found = qido.search_series(request=request, user=request.user, parameters=request.GET, study_uid=study_uid)
         return dicom_json_response(found.results, warnings=found.warnings)
@@ -217,6 +253,7 @@ class SeriesSearchView(DicomWebView):
 class InstanceSearchView(DicomWebView):
     """``/instances``, ``/studies/{study}/instances`` and ``/studies/{study}/series/{series}/instances``."""
 
+    @audited_read("QIDO-RS instances", action=AuditAction.SEARCH, searched_type="scans.Instance")
     def get(self, request, study_uid=None, series_uid=None):
         found = qido.search_instances(
             request=request, user=request.user, parameters=request.GET, study_uid=study_uid, series_uid=series_uid
@@ -361,6 +398,7 @@ def header_from_file(pk):
 class RenderedView(DicomWebView):
     """``.../instances/{instance}/rendered`` and ``.../frames/{frames}/rendered``: one frame as JPEG or PNG."""
 
+    @audited_read("WADO-RS rendered", action=AuditAction.VIEW)
     def get(self, request, study_uid, series_uid, instance_uid, frame_list="1"):
         media_type = rendered_media_type(request)
         frame_numbers = [number for number in frame_list.split(",") if number]
@@ -380,12 +418,6 @@ class RenderedView(DicomWebView):
                 window=rendering.window_from_parameter(window) if window else None,
                 quality=int(quality) if quality.isdigit() and 1 <= int(quality) <= 100 else rendering.JPEG_QUALITY,
             )
-        record_event(
-            action=AuditAction.VIEW,
-            target=instance,
-            request=request,
-            detail={"transaction": "WADO-RS rendered", "frame": int(frame_numbers[0])},
-        )
         response = HttpResponse(image, content_type=media_type)
         response["Cache-Control"] = "private, no-store"
         return response

@@ -45,6 +45,10 @@ MAXIMUM_PERSON_NAME_LENGTH = 400
 BULK_DATA_THRESHOLD_BYTES = 1024
 #: The BulkDataURI prefix stored with a header; WADO-RS metadata replaces it with the instance's URL.
 BULK_DATA_URI_PREFIX = "bulkdata/"
+#: Largest DICOM frame (Rows x Columns) and largest instance (x NumberOfFrames), checked from the header
+#: before any pixel is decoded: a small JPEG can declare an image that needs gigabytes once decoded.
+MAX_DICOM_FRAME_PIXELS = 4096 * 4096
+MAX_DICOM_INSTANCE_PIXELS = 512 * 512 * 1024
 
 
 class FailureReason(IntEnum):
@@ -145,6 +149,7 @@ def read_dicom(fileobj, *, allowed_modalities):
         raise RejectedFile(f"Not a readable DICOM file: {error}") from error
     except Exception as error:  # noqa: BLE001 - pydicom raises many kinds on damaged headers
         raise RejectedFile("The DICOM header is damaged or the file is truncated.") from error
+    check_element_lengths(dataset)
     values = HeaderValues(dataset)
     try:
         header = _header_from(values)
@@ -169,6 +174,7 @@ def read_dicom(fileobj, *, allowed_modalities):
             f"Modality {header.modality or '(none)'} is not accepted here (accepted: {accepted}).",
             failure_reason=FailureReason.SOP_CLASS_NOT_SUPPORTED,
         )
+    check_declared_image_size(values)
     check_pixel_data(fileobj, values=values, pixel_data_offset=pixel_data_offset)
     return header
 
@@ -490,6 +496,59 @@ def _header_from(values):
     )
 
 
+# Hostile headers: checked before any pixel is read ---------------------------------------------------
+
+
+def check_element_lengths(dataset):
+    """Refuse a header element whose declared length runs past the end of the file.
+
+    pydicom reads whatever bytes are left and keeps the shorter value, so such a file would be
+    stored as if it were whole; the claim is a sign of a truncated or forged file.
+    """
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(dataset.keys()):
+        element = dataset.get_item(tag)
+        if isinstance(element, RawDataElement):
+            value = element.value or b""
+            if element.length != UNDEFINED_LENGTH and element.length > len(value):
+                raise RejectedFile(
+                    f"The DICOM element {tag} claims {element.length:,} bytes but the file ends after "
+                    f"{len(value):,}: the file is truncated or damaged.",
+                )
+        elif getattr(element, "VR", None) == "SQ":
+            for item in element.value:
+                check_element_lengths(item)
+
+
+def check_declared_image_size(values):
+    """Refuse an image whose declared size (Rows x Columns x NumberOfFrames) is beyond the limits, before decoding."""
+    rows, columns = int(values.get("Rows") or 0), int(values.get("Columns") or 0)
+    frames = int(values.get("NumberOfFrames") or 1)
+    if rows * columns > MAX_DICOM_FRAME_PIXELS:
+        raise RejectedFile(
+            f"The image is too large: {columns:,} x {rows:,} pixels per frame; "
+            f"frames of up to {MAX_DICOM_FRAME_PIXELS:,} pixels are accepted.",
+            failure_reason=FailureReason.OUT_OF_RESOURCES,
+        )
+    if rows * columns * frames > MAX_DICOM_INSTANCE_PIXELS:
+        raise RejectedFile(
+            f"The image is too large: {frames:,} frames of {columns:,} x {rows:,} pixels; "
+            f"instances of up to {MAX_DICOM_INSTANCE_PIXELS:,} pixels in all are accepted.",
+            failure_reason=FailureReason.OUT_OF_RESOURCES,
+        )
+
+
+def check_pixel_data_length(fileobj, length):
+    """Refuse a Pixel Data element whose declared length is more than the bytes left in the file."""
+    remaining = _remaining_bytes(fileobj)
+    if length != UNDEFINED_LENGTH and length > remaining:
+        raise RejectedFile(
+            f"The Pixel Data element claims {length:,} bytes but the file holds only {remaining:,} more: "
+            "the file is truncated or damaged.",
+        )
+
+
 def _has_pixel_data_at(fileobj, offset):
     """``stop_before_pixels`` leaves the file at the Pixel Data tag, or at its end when there is none."""
     fileobj.seek(offset)
@@ -531,6 +590,7 @@ def check_pixel_data(fileobj, *, values, pixel_data_offset):
     fileobj.seek(pixel_data_offset)
     endian = "<" if transfer_syntax.is_little_endian else ">"
     length = _read_pixel_data_length(fileobj, endian=endian, implicit=transfer_syntax.is_implicit_VR)
+    check_pixel_data_length(fileobj, length)
     if transfer_syntax.is_encapsulated:
         _check_fragments(fileobj, endian=endian)
         _decode_first_frame(fileobj, transfer_syntax)
@@ -635,7 +695,7 @@ def read_image(fileobj):
 
     fileobj.seek(0)
     try:
-        with strict_pillow_decoding(), Image.open(fileobj) as image:
+        with strict_pillow_decoding(), _bomb_as_rejection(), Image.open(fileobj) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS or width == 0 or height == 0:
                 raise RejectedFile(
@@ -651,6 +711,20 @@ def read_image(fileobj):
     buffer = io.BytesIO()
     grey.save(buffer, format="PNG")
     return GreyImage(png_bytes=buffer.getvalue(), rows=grey.height, columns=grey.width)
+
+
+@contextlib.contextmanager
+def _bomb_as_rejection():
+    """Pillow refuses images of more than twice its own pixel limit while opening them: say so to the uploader."""
+    from PIL import Image
+
+    try:
+        yield
+    except Image.DecompressionBombError as error:
+        raise RejectedFile(
+            f"The image is too large: images up to {MAX_IMAGE_PIXELS:,} pixels are accepted.",
+            failure_reason=FailureReason.OUT_OF_RESOURCES,
+        ) from error
 
 
 def _to_grey8(image):

@@ -31,6 +31,7 @@ def production_environment(tmp_path, **overrides):
         CELERY_BROKER_URL="redis://127.0.0.1:9/0",
         MLFLOW_TRACKING_URI="http://127.0.0.1:9",
         EMAIL_URL="smtp://127.0.0.1:9",
+        CACHE_URL="redis://127.0.0.1:9/1",
     )
     environment.update(overrides)
     return {key: value for key, value in environment.items() if value is not None}
@@ -99,3 +100,8 @@ def test_debug_is_refused_in_production(tmp_path):
 
     assert result.returncode != 0
     assert "DJANGO_DEBUG=True is refused by portal.settings.production" in result.stderr
+
+
+def test_check_deploy_warns_when_login_limits_would_be_counted_per_process(tmp_path):
+    result = manage(production_environment(tmp_path, CACHE_URL="locmemcache://"), "check", "--deploy")
+    assert "radassist.W001" in result.stderr + result.stdout

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
 from portal.models import AuditEvent
+from portal.pagination import EstimatedCountPaginator
 
 
 def acts_for_hospital(request):
@@ -20,6 +21,10 @@ class TenantAdmin(admin.ModelAdmin):
 
     #: Hospital admins may add, change or delete rows of this model (read-only otherwise).
     hospital_admin_can_edit = True
+    #: A changelist counts its rows up to a limit and estimates beyond it (portal.pagination), and never
+    #: counts the unfiltered list a second time: both would read the whole hospital for every page.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
 
     def get_queryset(self, request):
         return self.model._default_manager.get_queryset().visible_to(request.user)

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from portal.audit import record_event
 from portal.models import AuditAction
-from reports.models import Report, ReportVersion
+from reports.models import Report, ReportVersion, readable_versions_of
 from reports.serializers import ReportSerializer, ReportSummarySerializer
 from reports.views import pdf_response
 
@@ -39,7 +39,7 @@ class ReportViewSet(viewsets.ReadOnlyModelViewSet):
         return (
             Report.objects.all()
             .select_related("study__patient")
-            .prefetch_related("series")
+            .prefetch_related("series", readable_versions_of(self.request.user))
             .order_by("-study__study_date", "-created_at")
         )
 

@@ -310,13 +310,11 @@ def main():
         raise SystemExit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
     names = {"full": "radassist_scale_bench", "small": "radassist_scale_bench_small"}
     os.environ["DATABASE_URL"] = server_url(database_url, names["full"])
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+    os.environ.setdefault("DJANGO_DEBUG", "False")  # no query log in the measured requests, as in production
     import django
 
     django.setup()
-    from django.conf import settings
-
-    settings.DEBUG = False  # no query log in the measured requests, as in production
     results, volumes = {}, {}
     try:
         for label, fraction in (("small", arguments.scale / 100), ("full", arguments.scale)):

@@ -100,7 +100,7 @@ class Copier:
 
         now = timezone.now()
         self.model = model
-        self.fields = [field for field in model._meta.concrete_fields]
+        self.fields = [field for field in model._meta.concrete_fields if not field.generated]
         self.template = {}
         for field in self.fields:
             if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):

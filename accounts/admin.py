@@ -63,6 +63,7 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
     it_admin_may_manage = True
     ordering = ("email",)
     list_display = ("email", "full_name", "role", "hospital", "is_active", "is_api_client", "last_login")
+    list_select_related = ("hospital",)
     list_filter = ("role", "is_active", "is_api_client", "hospital")
     search_fields = ("email", "full_name")
     readonly_fields = ("last_login", "date_joined", "is_api_client")
@@ -116,6 +117,7 @@ class UserAdmin(TenantAdmin, DjangoUserAdmin):
 @admin.register(Patient)
 class PatientAdmin(TenantAdmin):
     list_display = ("full_name", "mrn", "birth_date", "sex", "user", "hospital")
+    list_select_related = ("user", "hospital")
     list_filter = ("sex", "hospital")
     search_fields = ("full_name", "mrn")
     raw_id_fields = ()
@@ -135,6 +137,7 @@ class InvitationAdmin(TenantAdmin):
     form = InvitationForm
     it_admin_may_manage = True
     list_display = ("email", "role", "full_name", "status", "created_at", "expires_at", "invited_by")
+    list_select_related = ("invited_by",)
     list_filter = ("role", "hospital")
     search_fields = ("email", "full_name")
 

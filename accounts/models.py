@@ -249,6 +249,9 @@ class Patient(models.Model):
     class Meta:
         ordering = ["full_name", "mrn"]
         constraints = [models.UniqueConstraint(fields=["hospital", "mrn"], name="unique_mrn_per_hospital")]
+        # Name and MRN search ("contains", any case) is served on PostgreSQL by trigram indexes that
+        # migration 0004 creates there only (SQLite scans, which is fine at its sizes).
+        indexes = [models.Index(fields=["hospital", "full_name", "mrn"], name="patient_by_name_per_hospital")]
 
     def __str__(self):
         return f"{self.full_name} ({self.mrn})"

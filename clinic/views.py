@@ -1,6 +1,5 @@
 """Pages that combine scans, analyses and reports: the worklist, the study page and the hospital dashboard."""
 
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -9,11 +8,12 @@ from accounts.models import Patient, User
 from accounts.permissions import ability_required
 from clinic.priors import history_plot_points, measurement_history, prior_studies
 from clinic.viewer import start_location, viewer_state
-from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, label_ai_classes, worklist_studies
+from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, worklist_rows, worklist_studies
 from ml.models import AnalysisStatus
 from ml.services import current_analyses_by_series
 from portal.audit import record_event
 from portal.models import AuditAction
+from portal.pagination import EstimatedCountPaginator
 from reports.models import OutboxItem, Report, ReportVersion
 from reports.rendering import build_finding
 from scans.models import Series, Study
@@ -25,11 +25,12 @@ WORKLIST_PAGE_SIZE = 50
 def worklist(request):
     """The hospital's studies, those waiting for a doctor's review first; searchable, filterable, sortable."""
     filters = WorklistFilterForm(request.GET or None)
-    page = Paginator(worklist_studies(user=request.user, filters=filters), WORKLIST_PAGE_SIZE).get_page(
+    page = EstimatedCountPaginator(worklist_studies(user=request.user, filters=filters), WORKLIST_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     context = {
-        "page": page, "studies": label_ai_classes(page.object_list), "filters": filters,
+        "page": page, "studies": worklist_rows(user=request.user, study_ids=list(page.object_list)),
+        "filters": filters,
         "is_filtered": bool(request.GET),
         "processing_statuses": PROCESSING_STATUSES,
     }

@@ -5,10 +5,11 @@ first, whatever the sort: that is the work the page exists for.
 """
 
 from django import forms
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch
 
+from accounts.models import Patient
 from ml.models import Analysis, AnalysisStatus
-from reports.models import ReportVersion, VersionStatus, class_label
+from reports.models import SIGNED_STATUSES, Report, class_label
 from scans.models import PatientCheck, Series, SeriesStatus, Study
 
 PROCESSING_STATUSES = (SeriesStatus.RECEIVING, SeriesStatus.RECEIVED, SeriesStatus.QUEUED, SeriesStatus.ANALYSING)
@@ -38,51 +39,62 @@ class WorklistFilterForm(forms.Form):
 
 
 def worklist_studies(*, user, filters):
-    """The studies ``user`` may see, annotated for the worklist and narrowed by a (validated) filter form."""
-    versions = ReportVersion.objects.visible_to(user).filter(report__study=OuterRef("pk"))
-    current_analyses = Analysis.objects.visible_to(user).current().filter(
-        series__study=OuterRef("pk"), status=AnalysisStatus.SUCCEEDED
-    )
-    studies = (
-        Study.objects.visible_to(user)
-        .exclude(patient_check=PatientCheck.REJECTED)
-        .select_related("patient")
-        .annotate(
-            series_count=Count("series", distinct=True),
-            instance_count=Count("series__instances"),
-            needs_review=Exists(versions.filter(status=VersionStatus.DRAFT)),
-            report_status=Subquery(versions.order_by("-number").values("status")[:1]),
-            report_id=Subquery(versions.values("report_id")[:1]),
-            ai_class=Subquery(
-                current_analyses.order_by("series__series_number", "series_id").values("predicted_class")[:1]
-            ),
-        )
-        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
-    )
+    """The ids of the studies ``user`` may see, narrowed by a (validated) filter form, in worklist order.
+
+    Only stored columns are filtered and sorted on (``Study.needs_review`` and ``report_status`` are kept
+    when report versions change), so an index per sort serves the order and a page is read, not the
+    hospital; :func:`worklist_rows` then adds what the page shows for its rows only.
+    """
+    studies = Study.objects.visible_to(user).exclude(patient_check=PatientCheck.REJECTED)
     data = filters.cleaned_data if filters.is_valid() else {}
     if data.get("q"):
-        query = data["q"].strip()
-        studies = studies.filter(Q(patient__full_name__icontains=query) | Q(patient__mrn__icontains=query))
+        studies = studies.filter(patient__in=Patient.objects.visible_to(user).search(data["q"]))
     status = data.get("status")
+    series = Series.objects.visible_to(user).filter(study=OuterRef("pk"))
     if status == "needs_review":
         studies = studies.filter(needs_review=True)
     elif status == "processing":
-        studies = studies.filter(series__status__in=PROCESSING_STATUSES).distinct()
+        studies = studies.filter(Exists(series.filter(status__in=PROCESSING_STATUSES)))
     elif status == "failed":
-        studies = studies.filter(series__status=SeriesStatus.FAILED).distinct()
+        studies = studies.filter(Exists(series.filter(status=SeriesStatus.FAILED)))
     elif status == "signed":
-        studies = studies.filter(report_status__in=[VersionStatus.FINAL, VersionStatus.AMENDED])
+        studies = studies.filter(report_status__in=SIGNED_STATUSES)
     if data.get("date_from"):
         studies = studies.filter(study_date__gte=data["date_from"])
     if data.get("date_to"):
         studies = studies.filter(study_date__lte=data["date_to"])
     _, ordering = SORTS[data.get("sort") or "newest"]
-    return studies.order_by("-needs_review", *ordering)
+    return studies.order_by("-needs_review", *ordering).values_list("pk", flat=True)
 
 
-def label_ai_classes(studies):
-    """The studies of one page as a list, each with ``ai_class_label`` in words."""
-    studies = list(studies)
-    for study in studies:
+def worklist_rows(*, user, study_ids):
+    """The studies of one page, in the page's order, each with its series (and their instance counts),
+    ``series_count``, ``instance_count``, ``report_id`` and ``ai_class_label``: a few queries over these
+    rows only."""
+    series = Series.objects.annotate(instance_count=Count("instances")).order_by("series_number", "pk")
+    studies = {
+        study.pk: study
+        for study in Study.objects.visible_to(user).filter(pk__in=study_ids).select_related("patient")
+        .prefetch_related(Prefetch("series", queryset=series))
+    }
+    report_ids = dict(Report.objects.visible_to(user).filter(study__in=study_ids).values_list("study_id", "pk"))
+    ai_classes = {}
+    for study_id, predicted_class in (
+        Analysis.objects.visible_to(user).current()
+        .filter(series__study__in=study_ids, status=AnalysisStatus.SUCCEEDED)
+        .order_by("series__series_number", "series_id").values_list("series__study_id", "predicted_class")
+    ):
+        ai_classes.setdefault(study_id, predicted_class)
+    rows = []
+    for study_id in study_ids:
+        study = studies.get(study_id)
+        if study is None:
+            continue
+        shown_series = study.series.all()
+        study.series_count = len(shown_series)
+        study.instance_count = sum(one.instance_count for one in shown_series)
+        study.report_id = report_ids.get(study_id)
+        study.ai_class = ai_classes.get(study_id, "")
         study.ai_class_label = class_label(study.ai_class) if study.ai_class else ""
-    return studies
+        rows.append(study)
+    return rows

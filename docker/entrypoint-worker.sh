@@ -7,6 +7,8 @@ set -eu
 if [ "$#" -gt 0 ]; then
     exec "$@"
 fi
+# Workers get the longer database statement timeout (DATABASE_WORKER_STATEMENT_TIMEOUT_MS).
+export RADASSIST_PROCESS_KIND=worker
 exec celery -A celery_app worker \
     --queues "${RADASSIST_WORKER_QUEUES:?set RADASSIST_WORKER_QUEUES, for example ingest,reports}" \
     --concurrency "${RADASSIST_WORKER_CONCURRENCY:-2}" \

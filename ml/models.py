@@ -69,7 +69,8 @@ class Analysis(TenantOwnedModel):
     measurements = models.JSONField(default=dict, blank=True)
     #: Compressed boolean masks (numpy .npz, key "masks", shape (slices, rows, columns)).
     masks_file = models.FileField(upload_to=analysis_file_path, max_length=400, blank=True)
-    #: Seconds per stage: queue_wait, load, preprocess, classify, segment, measure, store.
+    #: Seconds per stage: queue_wait, load, preprocess, classify, segment, measure, store; and
+    #: completion_to_claim, from the series' completion to the start of this run.
     stage_timings = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

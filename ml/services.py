@@ -233,6 +233,12 @@ def claim_analysis(*, analysis_id, task_id):
         analysis.heartbeat_at = now
         analysis.slices_done = 0
         analysis.stage_timings = {"queue_wait": round((now - analysis.queued_at).total_seconds(), 3)}
+        if analysis.series.completed_at is not None:
+            # From the series' completion (batch closed, STOW-RS quiet period over) to a GPU worker taking it:
+            # the queueing task's wait on the ingest queue and the analysis' wait on the gpu queue together.
+            analysis.stage_timings["completion_to_claim"] = round(
+                (now - analysis.series.completed_at).total_seconds(), 3
+            )
         analysis.save(update_fields=[
             "attempts", "status", "task_id", "started_at", "heartbeat_at", "slices_done", "stage_timings"
         ])

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
 from portal.models import AuditEvent
+from portal.pagination import EstimatedCountPaginator
 
 
 def acts_for_hospital(request, model_admin=None):
@@ -28,6 +29,10 @@ class TenantAdmin(admin.ModelAdmin):
     hospital_admin_can_edit = True
     #: IT admins (user management only) may use this admin too; they never see clinical models.
     it_admin_may_manage = False
+    #: A changelist counts its rows up to a limit and estimates beyond it (portal.pagination), and never
+    #: counts the unfiltered list a second time: both would read the whole hospital for every page.
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
 
     def get_queryset(self, request):
         return self.model._default_manager.get_queryset().visible_to(request.user)

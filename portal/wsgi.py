@@ -5,6 +5,8 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.local")
+#: Web requests get the web statement timeout (settings.DATABASE_STATEMENT_TIMEOUT_MS).
+os.environ.setdefault("RADASSIST_PROCESS_KIND", "web")
 django_application = get_wsgi_application()
 
 

@@ -5,7 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from portal.api import AuditedReadsMixin
-from reports.models import Report, ReportVersion
+from reports.models import Report, ReportVersion, readable_versions_of
 from reports.serializers import ReportSerializer, ReportSummarySerializer
 from reports.views import pdf_response
 
@@ -37,7 +37,7 @@ class ReportViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
         return (
             Report.objects.all()
             .select_related("study__patient")
-            .prefetch_related("series")
+            .prefetch_related("series", readable_versions_of(self.request.user))
             .order_by("-study__study_date", "-created_at")
         )
 

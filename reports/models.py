@@ -11,6 +11,7 @@ of a report held back from them.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from ml.labels import CLASS_NAMES
@@ -171,6 +172,22 @@ class ReportVersion(TenantOwnedModel):
     def __str__(self):
         return f"Report {self.report_id} version {self.number} ({self.get_status_display()})"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        refresh_review_states(study_ids=[self._study_id()])
+
+    def delete(self, *args, **kwargs):
+        study_id = self._study_id()
+        result = super().delete(*args, **kwargs)
+        refresh_review_states(study_ids=[study_id])
+        return result
+
+    def _study_id(self):
+        report_field = self._meta.get_field("report")
+        if report_field.is_cached(self):
+            return self.report.study_id
+        return Report.objects.filter(pk=self.report_id).values_list("study_id", flat=True).first()
+
     @property
     def is_signed(self):
         return self.status in SIGNED_STATUSES
@@ -200,6 +217,33 @@ class ReportVersion(TenantOwnedModel):
         return KeyImage.objects.filter(analysis__in=self.analyses.all()).order_by(
             "analysis__series__series_number", "slice_index", "reason"
         )
+
+
+def readable_versions_of(user):
+    """Prefetch each report's versions ``user`` may read, newest first, as ``report.readable_versions``
+    (one query for a whole list of reports)."""
+    return models.Prefetch(
+        "versions", queryset=ReportVersion.objects.visible_to(user).order_by("-number"), to_attr="readable_versions"
+    )
+
+
+def refresh_review_states(*, study_ids=None):
+    """Store on each study whether a draft waits for review and where its latest version stands.
+
+    The worklist sorts and filters on these two columns (an index serves them); every save and delete of a
+    report version calls this for its study, in the same transaction. ``study_ids=None`` refreshes every
+    study (after a bulk load).
+    """
+    from scans.models import Study
+
+    versions = ReportVersion.objects.filter(report__study=models.OuterRef("pk"))
+    studies = Study.objects.all() if study_ids is None else Study.objects.filter(pk__in=study_ids)
+    studies.update(
+        needs_review=models.Exists(versions.filter(status=VersionStatus.DRAFT)),
+        report_status=Coalesce(
+            models.Subquery(versions.order_by("-number").values("status")[:1]), models.Value("")
+        ),
+    )
 
 
 def key_images_visible_to(user):

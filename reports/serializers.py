@@ -94,6 +94,9 @@ class ReportSummarySerializer(serializers.ModelSerializer):
         fields = ("id", "study", "patient", "series", "status", "version", "created_at", "updated_at", "pdf_url")
 
     def readable_versions(self, report):
+        """The versions the caller may read, newest first: prefetched for a list (``readable_versions_of``)."""
+        if hasattr(report, "readable_versions"):
+            return report.readable_versions
         cache = self.context.setdefault("readable_versions", {})
         if report.pk not in cache:
             user = self.context["request"].user

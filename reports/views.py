@@ -16,7 +16,7 @@ from portal.models import AuditAction
 from portal.storage import private_file_response
 from reports import services
 from reports.forms import AmendForm, DraftForm, HoldForm, SignForm
-from reports.models import Report, ReportVersion, key_images_visible_to
+from reports.models import Report, ReportVersion, key_images_visible_to, readable_versions_of
 from reports.rendering import report_context
 
 
@@ -288,7 +288,8 @@ def key_image(request, pk):
 def patient_reports(request):
     """The patient's signed reports, newest study first."""
     reports = (
-        Report.objects.visible_to(request.user).select_related("study").order_by("-study__study_date", "-created_at")
+        Report.objects.visible_to(request.user).select_related("study", "hospital")
+        .prefetch_related(readable_versions_of(request.user)).order_by("-study__study_date", "-created_at")
     )
-    rows = [(report, visible_versions(request, report).first()) for report in reports]
+    rows = [(report, (report.readable_versions or [None])[0]) for report in reports]
     return render(request, "reports/patient_reports.html", {"rows": rows})

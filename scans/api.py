@@ -1,11 +1,13 @@
 """REST API for scans: upload instances, list and retrieve studies, series and instances (all through visible_to)."""
 
 import django_filters
-from django.db.models import Count, Prefetch
+from django.conf import settings
+from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -78,12 +80,9 @@ class StudyViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
         return (
             Study.objects.all()
             .select_related("patient")
-            .annotate(series_count=Count("series", distinct=True), instance_count=Count("series__instances"))
+            .with_counts()
             .prefetch_related(
-                Prefetch(
-                    "series",
-                    queryset=Series.objects.annotate(instance_count=Count("instances")).order_by("series_number", "pk"),
-                )
+                Prefetch("series", queryset=Series.objects.with_instance_count().order_by("series_number", "pk"))
             )
             .order_by("-study_date", "-created_at", "-pk")
         )
@@ -93,7 +92,8 @@ class StudyViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class SeriesViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
-    """Series with their processing status (received, queued, analysing with slices done of total...)."""
+    """Series with their processing status (received, queued, analysing with slices done of total...);
+    the most recently stored study's series first."""
 
     permission_classes = [IsClinicalStaff]
     serializer_class = SeriesSerializer
@@ -104,22 +104,32 @@ class SeriesViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
         return (
             Series.objects.all()
             .select_related("study")
-            .annotate(instance_count=Count("instances"))
-            .order_by("-study__study_date", "study_id", "series_number", "pk")
+            .with_instance_count()
+            .order_by("-study_id", "series_number", "pk")
         )
 
 
+class InstanceCursorPagination(CursorPagination):
+    """Instances page by a cursor (the next page starts after the last series shown), so the millionth
+    instance costs what the first does; ``next`` and ``previous`` carry the cursor."""
+
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = settings.RADASSIST_API_MAX_PAGE_SIZE
+    ordering = ("series_id", "slice_location", "instance_number", "pk")
+
+
 class InstanceViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):
-    """Stored instances in slice order (position along the slice normal)."""
+    """Stored instances, series by series, each series in slice order (position along the slice normal)."""
 
     permission_classes = [IsClinicalStaff]
     serializer_class = InstanceSerializer
     filterset_class = InstanceFilter
+    pagination_class = InstanceCursorPagination
     queryset = Instance.objects.none()
 
     def get_queryset(self):
-        return Instance.objects.all().order_by("series_id", "slice_location",
-                                                                        "instance_number", "pk")
+        return Instance.objects.all()
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="file")

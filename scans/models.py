@@ -1,7 +1,7 @@
 """Studies, series and instances, as DICOM groups them, and the upload batches that brought them in."""
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models.functions import Coalesce, Upper
 from django.urls import reverse
 
 from portal.tenancy import TenantOwnedModel, TenantQuerySet
@@ -46,6 +46,13 @@ def dicom_person_name(display_name):
     return "^".join(part for part in (words[-1], words[0], " ".join(words[1:-1])) if part)
 
 
+def count_of(queryset, *, grouped_by):
+    """A subquery counting ``queryset``'s rows for the outer row, 0 when none: evaluated per row shown only,
+    so a page of a list costs its rows, never a GROUP BY over the hospital."""
+    counted = queryset.order_by().values(grouped_by).annotate(count=models.Count("pk")).values("count")
+    return Coalesce(models.Subquery(counted), 0)
+
+
 class StudyQuerySet(TenantQuerySet):
     patient_user_lookup = "patient__user"
 
@@ -55,6 +62,15 @@ class StudyQuerySet(TenantQuerySet):
 
     def awaiting_patient_check(self):
         return self.filter(patient_check=PatientCheck.NEEDED)
+
+    def with_counts(self):
+        """Each study with ``series_count`` and ``instance_count``."""
+        return self.annotate(
+            series_count=count_of(Series.objects.filter(study=models.OuterRef("pk")), grouped_by="study"),
+            instance_count=count_of(
+                Instance.objects.filter(series__study=models.OuterRef("pk")), grouped_by="series__study"
+            ),
+        )
 
 
 class Study(TenantOwnedModel):
@@ -94,6 +110,11 @@ class Study(TenantOwnedModel):
         db_persist=True,
         db_index=True,
     )
+    #: A report draft waits for a doctor. Kept by ``reports.models.refresh_review_states`` whenever a report
+    #: version is saved or deleted, so the worklist sorts and filters on a column an index serves.
+    needs_review = models.BooleanField(default=False, editable=False)
+    #: Status of the latest report version ("draft", "final", "amended"), blank without a report; kept the same way.
+    report_status = models.CharField(max_length=16, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,6 +125,20 @@ class Study(TenantOwnedModel):
         verbose_name_plural = "studies"
         constraints = [
             models.UniqueConstraint(fields=["hospital", "study_instance_uid"], name="unique_study_uid_per_hospital")
+        ]
+        # One index per worklist sort (and the REST, QIDO and admin lists' order), within one hospital, so a
+        # page is read from the index in order instead of sorting the hospital's studies.
+        # The worklist's indexes leave out studies rejected at the patient check, as the worklist does.
+        indexes = [
+            models.Index(fields=["hospital", "-needs_review", "-study_date", "-created_at", "-id"],
+                         name="study_worklist_newest", condition=~models.Q(patient_check=PatientCheck.REJECTED)),
+            models.Index(fields=["hospital", "-needs_review", "study_date", "created_at", "id"],
+                         name="study_worklist_oldest", condition=~models.Q(patient_check=PatientCheck.REJECTED)),
+            models.Index(fields=["hospital", "-needs_review", "-created_at", "-id"], name="study_worklist_uploaded",
+                         condition=~models.Q(patient_check=PatientCheck.REJECTED)),
+            models.Index(fields=["hospital", "-needs_review", "report_status"], name="study_worklist_report",
+                         condition=~models.Q(patient_check=PatientCheck.REJECTED)),
+            models.Index(fields=["hospital", "-study_date", "-created_at", "-id"], name="study_newest_first"),
         ]
 
     def __str__(self):
@@ -147,6 +182,11 @@ class SeriesQuerySet(TenantQuerySet):
         """Series that came from a scanner or an upload, without RadAssist's own result series."""
         return self.exclude(status=SeriesStatus.RESULT)
 
+    def with_instance_count(self):
+        return self.annotate(
+            instance_count=count_of(Instance.objects.filter(series=models.OuterRef("pk")), grouped_by="series")
+        )
+
 
 class Series(TenantOwnedModel):
     tenant_parent = "study"
@@ -177,6 +217,10 @@ class Series(TenantOwnedModel):
         verbose_name_plural = "series"
         constraints = [
             models.UniqueConstraint(fields=["hospital", "series_instance_uid"], name="unique_series_uid_per_hospital")
+        ]
+        indexes = [
+            models.Index(fields=["hospital", "status", "study"], name="series_status_per_hospital"),
+            models.Index(fields=["hospital", "-study", "series_number", "id"], name="series_newest_study_first"),
         ]
 
     def __str__(self):
@@ -239,6 +283,10 @@ class Instance(TenantOwnedModel):
         ordering = ["series_id", "slice_location", "instance_number", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["hospital", "sop_instance_uid"], name="unique_sop_uid_per_hospital")
+        ]
+        indexes = [
+            models.Index(fields=["hospital", "series", "slice_location", "instance_number", "id"],
+                         name="instance_slice_order"),
         ]
 
     def __str__(self):

@@ -105,6 +105,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+
+# PostgreSQL for hospital-scale data (issue 16) ---------------------------------------------------
+#: Longest one SQL statement of a web request may run (ms) before PostgreSQL cancels it; 0: no limit.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=30_000)
+#: The same for Celery workers (analyses, report drafts and series completion write more per statement).
+DATABASE_WORKER_STATEMENT_TIMEOUT_MS = env.int("DATABASE_WORKER_STATEMENT_TIMEOUT_MS", default=300_000)
+#: Connections go through PgBouncer in transaction mode (docs/production.md): it refuses connection-time
+#: options and cannot keep server-side cursors across transactions, so both are left to the server's role.
+DATABASE_BEHIND_PGBOUNCER = env.bool("DATABASE_BEHIND_PGBOUNCER", default=False)
+if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_BEHIND_PGBOUNCER
+    # JIT compilation fires on the planner's estimates for hospital-sized lists and costs more than the short
+    # queries it compiles. gunicorn's application (portal/wsgi.py) says "web", Celery workers
+    # (docker/entrypoint-worker.sh) "worker"; management commands such as migrate run without a timeout.
+    _statement_timeout_ms = {
+        "web": DATABASE_STATEMENT_TIMEOUT_MS, "worker": DATABASE_WORKER_STATEMENT_TIMEOUT_MS,
+    }.get(env.str("RADASSIST_PROCESS_KIND", default=""), 0)
+    if not DATABASE_BEHIND_PGBOUNCER:
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c jit=off -c statement_timeout={_statement_timeout_ms}"
+        )
+# End of PostgreSQL for hospital-scale data --------------------------------------------------------
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://radassist")}
@@ -243,8 +265,9 @@ REST_FRAMEWORK = {
         # django-filter with related-row choices from visible_to and bounded numbers (issue 17).
         "portal.api.TenantFilterBackend",
     ],
-    # limit capped at RADASSIST_API_MAX_PAGE_SIZE; an offset past the end is an empty page (issue 17).
-    "DEFAULT_PAGINATION_CLASS": "portal.api.BoundedLimitOffsetPagination",
+    # limit capped at RADASSIST_API_MAX_PAGE_SIZE; an offset past the end is an empty page (issue 17);
+    # counts estimated beyond 1,000 rows (issue 16).
+    "DEFAULT_PAGINATION_CLASS": "portal.pagination.EstimatedCountPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",

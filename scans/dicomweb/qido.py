@@ -256,8 +256,14 @@ def filtered(queryset, query, *, matches_by_prefix, visible_series):
 
 
 def page_of(queryset, query):
-    """One page of results, and a warning when more remain (PS3.18 8.3.4.4)."""
-    rows = list(queryset[query.offset : query.offset + query.limit + 1])
+    """One page of results, and a warning when more remain (PS3.18 8.3.4.4).
+
+    The offset is skipped over primary keys alone (read from the index that serves the order), then only
+    the page's rows are read with their joins: a deep offset does not join and fetch every row it skips.
+    """
+    ids = list(queryset.values_list("pk", flat=True)[query.offset : query.offset + query.limit + 1])
+    rows_by_id = queryset.order_by().in_bulk(ids)
+    rows = [rows_by_id[pk] for pk in ids]
     warnings = list(query.warnings)
     if len(rows) > query.limit:
         rows = rows[: query.limit]
@@ -353,7 +359,7 @@ def search_studies(*, request, user, parameters):
         query,
         matches_by_prefix=[("", STUDY_MATCHES)],
         visible_series=Series.objects.visible_to(user),
-    ).order_by("-study_date", "-created_at", "pk")
+    ).order_by("-study_date", "-created_at", "-pk")
     page, warnings = page_of(studies, query)
     study_ids = [study.pk for study in page]
     series_counts = dict(

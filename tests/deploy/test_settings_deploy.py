@@ -105,3 +105,41 @@ def test_debug_is_refused_in_production(tmp_path):
 def test_check_deploy_warns_when_login_limits_would_be_counted_per_process(tmp_path):
     result = manage(production_environment(tmp_path, CACHE_URL="locmemcache://"), "check", "--deploy")
     assert "radassist.W001" in result.stderr + result.stdout
+
+
+def database_options(tmp_path, **overrides):
+    code = "from django.conf import settings; import json; print(json.dumps(settings.DATABASES['default']))"
+    environment = production_environment(tmp_path, **overrides)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO_ROOT, env=environment,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind, timeout_ms", [("web", 30000), ("worker", 300000), (None, 0)])
+def test_postgresql_connections_run_without_jit_and_with_the_statement_timeout_of_their_process(
+    tmp_path, kind, timeout_ms
+):
+    database = database_options(
+        tmp_path, DATABASE_URL="postgres://radassist:secret@db.example:5432/radassist", RADASSIST_PROCESS_KIND=kind
+    )
+    assert database["OPTIONS"]["options"] == f"-c jit=off -c statement_timeout={timeout_ms}"
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is False
+
+
+def test_behind_pgbouncer_the_portal_sends_no_connection_options_and_no_server_side_cursors(tmp_path):
+    database = database_options(
+        tmp_path, DATABASE_URL="postgres://radassist:secret@pgbouncer:6432/radassist",
+        DATABASE_BEHIND_PGBOUNCER="True", RADASSIST_PROCESS_KIND="web",
+    )
+    assert "options" not in database.get("OPTIONS", {})
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is True
+
+
+def test_sqlite_gets_no_postgresql_options(tmp_path):
+    database = database_options(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}")
+    assert "options" not in database.get("OPTIONS", {})

@@ -69,6 +69,8 @@ class CatalogueEntry:
     accepts_unstated_body_part: bool
     #: How the stored pixels are read by ``ml.preprocessing``: "hounsfield" (CT) or "mr".
     pixel_source: str
+    #: What an administrator does to install the models, for the reason a series shows without them.
+    install_hint: str
 
     def describe(self) -> str:
         parts = ", ".join(sorted(self.body_parts))
@@ -88,6 +90,7 @@ LUNG_CT = CatalogueEntry(
     # lung models have always read such series. A CT that names another body part is not read.
     accepts_unstated_body_part=True,
     pixel_source="hounsfield",
+    install_hint="python manage.py bootstrap_models installs demo models",
 )
 
 BRAIN_MR_FLAIR = CatalogueEntry(
@@ -100,6 +103,10 @@ BRAIN_MR_FLAIR = CatalogueEntry(
     segmenter_name=BRAIN_SEGMENTER_MODEL_NAME,
     accepts_unstated_body_part=False,
     pixel_source="mr",
+    install_hint=(
+        f"register and promote models named {BRAIN_CLASSIFIER_MODEL_NAME} and {BRAIN_SEGMENTER_MODEL_NAME} "
+        "in the model registry"
+    ),
 )
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (LUNG_CT, BRAIN_MR_FLAIR)

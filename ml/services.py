@@ -34,7 +34,7 @@ NO_MODELS_REASON = (
 )
 ENTRY_MODELS_MISSING_REASON = (
     "No model for this kind of series ({kind}): the {title} models are not installed yet. Ask your "
-    "administrator to install them (python manage.py bootstrap_models), then choose Reanalyse."
+    "administrator to install them ({install_hint}), then choose Reanalyse."
 )
 
 
@@ -113,7 +113,9 @@ def models_for_series(series):
         return champion_model_versions(routing.entry)
     except ModelsNotInstalled:
         raise ModelsNotInstalled(
-            ENTRY_MODELS_MISSING_REASON.format(kind=describe_kind(kind), title=routing.entry.title)
+            ENTRY_MODELS_MISSING_REASON.format(
+                kind=describe_kind(kind), title=routing.entry.title, install_hint=routing.entry.install_hint
+            )
         ) from None
 
 

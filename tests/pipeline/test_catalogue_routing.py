@@ -77,5 +77,5 @@ def test_matching_entry_without_registered_models_names_the_kind(north, pipeline
     assert series.status == SeriesStatus.FAILED
     assert "No model for this kind of series (MR, body part HEAD, sequence FLAIR)" in series.status_reason
     assert "Brain MRI (FLAIR) models are not installed" in series.status_reason
-    assert "bootstrap_models" in series.status_reason
+    assert "radassist-brain-segmenter" in series.status_reason
     analysis_delay.assert_not_called()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scans', '0007_dicom_names_study_id_and_stored_headers'),
+        ('scans', '0008_upload_batch_source_dimse'),
     ]
 
     operations = [

@@ -4,6 +4,7 @@ from clinic import viewer, views
 
 urlpatterns = [
     path("hospital/", views.hospital_dashboard, name="hospital-dashboard"),
+    path("hospital/models/", views.hospital_models, name="hospital-models"),
     path("worklist/", views.worklist, name="worklist"),
     path("studies/<int:pk>/", views.study_detail, name="study-detail"),
     path("studies/<int:pk>/compare/<int:prior_pk>/", views.study_compare, name="study-compare"),

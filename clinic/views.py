@@ -10,7 +10,7 @@ from clinic.priors import history_plot_points, measurement_history, prior_studie
 from clinic.viewer import start_location, viewer_state
 from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, worklist_rows, worklist_studies
 from ml.models import AnalysisStatus
-from ml.services import current_analyses_by_series
+from ml.services import RegistryUnavailable, active_models, current_analyses_by_series
 from portal.audit import record_event
 from portal.models import AuditAction
 from portal.pagination import EstimatedCountPaginator
@@ -114,3 +114,16 @@ def hospital_dashboard(request):
     ]
     context = {"counts": counts, "month": month_start}
     return render(request, "clinic/hospital_dashboard.html", context)
+
+
+@ability_required("administer")
+def hospital_models(request):
+    """Read-only: which models analyse which kind of series (``ml.catalogue``) and their champion versions.
+
+    The models are the same for every hospital of the installation; the page says which run on this one's series.
+    """
+    try:
+        entries, unavailable = active_models(), ""
+    except RegistryUnavailable as error:
+        entries, unavailable = [], str(error)
+    return render(request, "clinic/hospital_models.html", {"entries": entries, "unavailable": unavailable})

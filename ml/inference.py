@@ -51,7 +51,7 @@ import numpy as np
 from ml.calibration import apply_temperature, indeterminate_reason
 from ml.evaluation import MASK_THRESHOLD, native_resolution_masks
 from ml.labels import CLASS_NAMES
-from ml.preprocessing import Source, prepare_batch
+from ml.preprocessing import Source, normalise_mr_volume, prepare_batch
 from ml.registry import LoadedModel, load_version
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
@@ -195,6 +195,8 @@ class InferenceEngine:
         if len(shapes) != 1:
             raise ValueError(f"all slices of a series must have one size, got {sorted(shapes)}")
         rows, columns = shapes.pop()
+        if source == "mr":
+            slices = normalise_mr_volume(slices)
         classifier = self._compiled_version(classifier)
         segmenter = self._compiled_version(segmenter)
         total = len(slices)

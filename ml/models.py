@@ -47,6 +47,8 @@ class Analysis(TenantOwnedModel):
     classifier_version = models.CharField(max_length=32)
     segmenter_name = models.CharField(max_length=100)
     segmenter_version = models.CharField(max_length=32)
+    #: Key of the ``ml.catalogue`` entry the series was routed to ("lung-ct", "brain-mr-flair").
+    catalogue_entry = models.CharField(max_length=40, blank=True)
     is_demo_model = models.BooleanField(default=False, help_text="Made by a demo model: not for clinical use.")
     status = models.CharField(max_length=16, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED)
     failure_reason = models.TextField(blank=True)

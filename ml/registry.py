@@ -12,6 +12,7 @@ Public interface:
                          validation_score, tracking_uri, is_demo=False, tags=None)
                          -> RegisteredModelVersion          (inside an active MLflow run)
     champion_version(model_name, *, tracking_uri) -> RegisteredModelVersion | None
+    store_exists(tracking_uri) -> bool
     version_info(model_name, version, *, tracking_uri) -> RegisteredModelVersion
     promote_version(*, model_name, version, tracking_uri, approved_by, reason, evidence=None)
     load_champion(model_name, *, tracking_uri) -> LoadedModel
@@ -95,6 +96,13 @@ def default_artifact_location(tracking_uri: str) -> str | None:
         database_path = Path(tracking_uri.removeprefix("sqlite:///"))
         return (database_path.parent / "artifacts").resolve().as_uri()
     return None
+
+
+def store_exists(tracking_uri: str) -> bool:
+    """False only for a SQLite store whose database file has not been made yet."""
+    if urlparse(tracking_uri).scheme == "sqlite":
+        return Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    return True
 
 
 def _client(tracking_uri: str):

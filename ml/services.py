@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import models, transaction
 from django.utils import timezone
 
+from ml.catalogue import CATALOGUE, LUNG_CT, SeriesKind, describe_kind, entry_by_key, route_series
 from ml.models import Analysis, AnalysisStatus, KeyImage
 from ml.signals import analysis_succeeded
 from portal.audit import record_event
@@ -31,13 +32,17 @@ NO_MODELS_REASON = (
     "No analysis model is installed yet. Ask your administrator to install one "
     "(python manage.py bootstrap_models), then choose Reanalyse."
 )
+ENTRY_MODELS_MISSING_REASON = (
+    "No model for this kind of series ({kind}): the {title} models are not installed yet. Ask your "
+    "administrator to install them ({install_hint}), then choose Reanalyse."
+)
 
 
 class ModelsNotInstalled(UserFacingError):
     status_code = 503
 
-    def __init__(self):
-        super().__init__(NO_MODELS_REASON)
+    def __init__(self, message=NO_MODELS_REASON):
+        super().__init__(message)
 
 
 class SeriesNotAnalysable(UserFacingError):
@@ -53,6 +58,7 @@ class ModelVersions:
     segmenter_name: str
     segmenter_version: str
     is_demo: bool
+    catalogue_entry: str = LUNG_CT.key
 
     def as_fields(self):
         return {
@@ -63,12 +69,12 @@ class ModelVersions:
         }
 
 
-def champion_model_versions():
-    """The current champions of both models, or raise ModelsNotInstalled."""
-    from ml.registry import CLASSIFIER_MODEL_NAME, SEGMENTER_MODEL_NAME, champion_version
+def champion_model_versions(entry=LUNG_CT):
+    """The current champions of a catalogue entry's two models, or raise ModelsNotInstalled."""
+    from ml.registry import champion_version
 
-    classifier = champion_version(CLASSIFIER_MODEL_NAME, tracking_uri=settings.MLFLOW_TRACKING_URI)
-    segmenter = champion_version(SEGMENTER_MODEL_NAME, tracking_uri=settings.MLFLOW_TRACKING_URI)
+    classifier = champion_version(entry.classifier_name, tracking_uri=settings.MLFLOW_TRACKING_URI)
+    segmenter = champion_version(entry.segmenter_name, tracking_uri=settings.MLFLOW_TRACKING_URI)
     if classifier is None or segmenter is None:
         raise ModelsNotInstalled()
     return ModelVersions(
@@ -77,7 +83,79 @@ def champion_model_versions():
         segmenter_name=segmenter.name,
         segmenter_version=str(segmenter.version),
         is_demo=classifier.is_demo or segmenter.is_demo,
+        catalogue_entry=entry.key,
     )
+
+
+def series_kind(series):
+    """What the stored series says about its kind, as the catalogue reads it."""
+    return SeriesKind(
+        modality=series.modality,
+        body_part=series.body_part,
+        description=series.description,
+        scanning_sequence=series.scanning_sequence,
+        sequence_variant=series.sequence_variant,
+        inversion_time=series.inversion_time,
+    )
+
+
+def models_for_series(series):
+    """The champion versions of the catalogue entry this series is routed to.
+
+    Raises SeriesNotAnalysable when no entry reads this kind of series, and ModelsNotInstalled
+    (with a reason naming the kind of series) when the entry's models have no champion.
+    """
+    kind = series_kind(series)
+    routing = route_series(kind)
+    if routing.entry is None:
+        raise SeriesNotAnalysable(routing.reason)
+    try:
+        return champion_model_versions(routing.entry)
+    except ModelsNotInstalled:
+        raise ModelsNotInstalled(
+            ENTRY_MODELS_MISSING_REASON.format(
+                kind=describe_kind(kind), title=routing.entry.title, install_hint=routing.entry.install_hint
+            )
+        ) from None
+
+
+@dataclass(frozen=True)
+class ActiveModels:
+    """One catalogue entry and its champion versions (None where none is registered)."""
+
+    entry: object  # ml.catalogue.CatalogueEntry
+    classifier: object  # ml.registry.RegisteredModelVersion | None
+    segmenter: object
+
+
+class RegistryUnavailable(UserFacingError):
+    status_code = 503
+
+
+def active_models():
+    """Every catalogue entry with its current champions, for the hospital admin's models page.
+
+    A SQLite registry that does not exist yet means nothing is installed; reading it must not
+    create it. Raises RegistryUnavailable when the registry cannot be read.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from ml.registry import champion_version, store_exists
+
+    tracking_uri = settings.MLFLOW_TRACKING_URI
+    installed = store_exists(tracking_uri)
+    try:
+        return [
+            ActiveModels(
+                entry=entry,
+                classifier=champion_version(entry.classifier_name, tracking_uri=tracking_uri) if installed else None,
+                segmenter=champion_version(entry.segmenter_name, tracking_uri=tracking_uri) if installed else None,
+            )
+            for entry in CATALOGUE
+        ]
+    except MlflowException as error:
+        logger.warning("model registry unreadable", extra={"error": str(error)})
+        raise RegistryUnavailable("The model registry cannot be read right now; try again in a minute.") from error
 
 
 def _send_analysis_task(analysis_id):
@@ -105,27 +183,36 @@ def _new_generation(*, series, versions, requested_by):
         requested_by=requested_by,
         is_demo_model=versions.is_demo,
         slices_total=series.instances.count(),
+        catalogue_entry=versions.catalogue_entry,
         **versions.as_fields(),
     )
+
+
+def _hold_series(series_id, *, status, reason):
+    Series.objects.filter(pk=series_id).update(status=status, status_reason=reason, updated_at=timezone.now())
 
 
 def queue_analysis(*, series_id):
     """Queue the analysis of a series that has just completed (runs on an ingest worker).
 
-    Idempotent: called again for the same series and champion versions, it returns the current
+    The model catalogue (``ml.catalogue``) picks the models from the series' modality, body part and
+    MR sequence. Idempotent: called again for the same series and champion versions, it returns the current
     analysis instead of making a second one, and sends the task again only while that analysis
     is still waiting (a duplicate delivery is harmless: the task skips finished work). When a new
     champion was promoted since, or the series has received instances since (late slices), a new
-    generation supersedes the earlier analysis. Without any
-    registered model the series is marked failed with a reason the doctor can act on.
+    generation supersedes the earlier analysis. A series no catalogue entry reads is marked "no
+    model" with its kind in the reason, and nothing runs; when the entry's models are not
+    registered the series is marked failed with a reason the doctor can act on.
     """
     try:
-        versions = champion_model_versions()
-    except ModelsNotInstalled:
+        versions = models_for_series(Series.objects.get(pk=series_id))
+    except SeriesNotAnalysable as error:
+        logger.info("analysis not queued: no catalogue entry for the series", extra={"series_id": series_id})
+        _hold_series(series_id, status=SeriesStatus.NO_MODEL, reason=str(error))
+        return None
+    except ModelsNotInstalled as error:
         logger.warning("analysis not queued: no champion models registered", extra={"series_id": series_id})
-        Series.objects.filter(pk=series_id).update(
-            status=SeriesStatus.FAILED, status_reason=NO_MODELS_REASON, updated_at=timezone.now()
-        )
+        _hold_series(series_id, status=SeriesStatus.FAILED, reason=str(error))
         return None
     with transaction.atomic():
         series = Series.objects.select_for_update().get(pk=series_id)
@@ -157,7 +244,7 @@ def reanalyse_series(*, series, user, request=None):
         raise SeriesNotAnalysable("This series holds RadAssist's own results (SEG, SR or PDF); it is not analysed.")
     if not series.instances.exists():
         raise SeriesNotAnalysable("This series has no images to analyse.")
-    versions = champion_model_versions()
+    versions = models_for_series(series)
     with transaction.atomic():
         series = Series.objects.select_for_update().get(pk=series.pk)
         analysis = _new_generation(series=series, versions=versions, requested_by=user)
@@ -167,7 +254,8 @@ def reanalyse_series(*, series, user, request=None):
             target=series,
             actor=user,
             request=request,
-            detail={"analysis_id": analysis.pk, "generation": analysis.generation, **versions.as_fields()},
+            detail={"analysis_id": analysis.pk, "generation": analysis.generation,
+                    "catalogue_entry": versions.catalogue_entry, **versions.as_fields()},
         )
         _send_analysis_task(analysis.pk)
     return analysis
@@ -284,7 +372,7 @@ class LoadedSlices:
     """A series read from storage in slice order: one 2D array per slice and the geometry to measure with."""
 
     arrays: list
-    source: str  # "hounsfield" (DICOM) or "grey8" (PNG/JPG)
+    source: str  # "hounsfield" (CT DICOM), "mr" (MR DICOM) or "grey8" (PNG/JPG)
     instances: list
 
 
@@ -355,7 +443,11 @@ def load_series_slices(analysis, *, heartbeat):
         arrays.append(_decode_instance(instance, content, position=position))
         if position % 50 == 0:
             heartbeat()
-    source = "grey8" if formats == {Instance.Format.IMAGE} else "hounsfield"
+    if formats == {Instance.Format.IMAGE}:
+        source = "grey8"
+    else:
+        entry = entry_by_key(analysis.catalogue_entry) or LUNG_CT
+        source = entry.pixel_source
     return LoadedSlices(arrays=arrays, source=source, instances=instances)
 
 
@@ -403,6 +495,19 @@ def _run_recorded_versions(analysis, loaded, *, engine, heartbeat):
         ) from error
 
 
+def _display_slices(loaded):
+    """The slices key images are drawn on, and whether they are 8-bit grey already.
+
+    CT is shown in the lung window (``ml.overlays``); MR has no Hounsfield scale, so it is shown
+    scaled per volume the way the models read it.
+    """
+    if loaded.source == "mr":
+        from ml.preprocessing import normalise_mr_volume
+
+        return [np.rint(array * 255.0).astype(np.uint8) for array in normalise_mr_volume(loaded.arrays)], True
+    return loaded.arrays, loaded.source == "grey8"
+
+
 def run_analysis(*, analysis_id, engine):
     """Analyse one claimed analysis end to end and store its results (see ml.tasks.analyse_series).
 
@@ -437,7 +542,7 @@ def run_analysis(*, analysis_id, engine):
 
     clock = time.perf_counter()
     masks = np.asarray(prediction.masks, dtype=bool)
-    geometry = _geometry(loaded.instances) if loaded.source == "hounsfield" else {}
+    geometry = _geometry(loaded.instances) if loaded.source != "grey8" else {}
     measurements = measure_lesions(masks, **geometry).to_dict()
     timings["measure"] = round(time.perf_counter() - clock, 3)
 
@@ -446,15 +551,14 @@ def run_analysis(*, analysis_id, engine):
     slice_probabilities = np.asarray(prediction.slice_probabilities, dtype=np.float64)
     tumour_probabilities = 1.0 - slice_probabilities[:, class_names.index("normal")]
     key_images = []
+    display_slices, display_is_grey8 = _display_slices(loaded)
     for slice_index, reason in choose_key_slices(
         measurements=measurements,
         tumour_probabilities=tumour_probabilities,
         slice_locations=[instance.slice_location for instance in loaded.instances],
     ):
         instance = loaded.instances[slice_index]
-        png = outline_overlay_png(
-            loaded.arrays[slice_index], masks[slice_index], is_grey8=loaded.source == "grey8"
-        )
+        png = outline_overlay_png(display_slices[slice_index], masks[slice_index], is_grey8=display_is_grey8)
         key_image = KeyImage(
             analysis=analysis,
             slice_index=slice_index,
@@ -511,7 +615,8 @@ def series_progress(series, analysis):
         "status_display": series.get_status_display(),
         "slices_done": series.slices_done,
         "slices_total": series.slices_total,
-        "failure_reason": series.status_reason if series.status == SeriesStatus.FAILED else "",
+        "failure_reason": series.status_reason if series.status in (SeriesStatus.FAILED, SeriesStatus.NO_MODEL)
+        else "",
         "predicted_class": analysis.predicted_class if finished else "",
         "is_indeterminate": bool(finished and analysis.is_indeterminate),
         "is_demo_model": bool(analysis and analysis.is_demo_model),

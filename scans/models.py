@@ -166,6 +166,8 @@ class SeriesStatus(models.TextChoices):
     ANALYSED = "analysed", "Analysed"
     REPORTED = "reported", "Reported"
     FAILED = "failed", "Failed"
+    #: No catalogue entry reads this kind of series (``ml.catalogue``); the reason says which kind it is.
+    NO_MODEL = "no_model", "No model for this series"
     #: Made by RadAssist itself (AI results, signed report PDF): stored like any series, never analysed.
     RESULT = "result", "RadAssist result"
 
@@ -197,10 +199,17 @@ class Series(TenantOwnedModel):
     modality = models.CharField(max_length=16)
     description = models.CharField(max_length=255, blank=True)
     body_part = models.CharField(max_length=64, blank=True)
+    #: MR only: ScanningSequence, SequenceVariant (backslash-joined codes) and InversionTime in ms,
+    #: which with the description tell a FLAIR series from other sequences (``ml.catalogue``).
+    scanning_sequence = models.CharField(max_length=64, blank=True)
+    sequence_variant = models.CharField(max_length=64, blank=True)
+    inversion_time = models.FloatField(null=True, blank=True)
     #: False for PNG/JPG slices: no pixel spacing, so measurements are pixel counts.
     has_physical_scale = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=SeriesStatus.choices, default=SeriesStatus.RECEIVING)
-    status_reason = models.TextField(blank=True, help_text="Why the series failed, written for the doctor.")
+    status_reason = models.TextField(
+        blank=True, help_text="Why the series failed or was not analysed, written for the doctor."
+    )
     slices_done = models.PositiveIntegerField(default=0)
     slices_total = models.PositiveIntegerField(default=0)
     last_instance_at = models.DateTimeField(null=True, blank=True)

@@ -225,8 +225,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = env.str("RADASSIST_UPLOAD_TEMP_DIR", default=None)
 
 # Ingest (scans.ingest) -----------------------------------------------------------------------------
-#: DICOM modalities the portal accepts; others are rejected with a reason (the analysis is for CT).
-INGEST_ALLOWED_MODALITIES = set(env.list("RADASSIST_INGEST_ALLOWED_MODALITIES", default=["CT"]))
+#: DICOM modalities the portal accepts; others are rejected with a reason. Which accepted series are
+#: analysed, and by which models, is decided per series by the model catalogue (ml.catalogue).
+INGEST_ALLOWED_MODALITIES = set(env.list("RADASSIST_INGEST_ALLOWED_MODALITIES", default=["CT", "MR"]))
 #: Largest single upload (a DICOM file, an image, or a zip archive), and largest zip entry.
 INGEST_MAX_FILE_BYTES = env.int("RADASSIST_INGEST_MAX_FILE_MB", default=2048) * 1024 * 1024
 #: Zip bomb limits: entries per archive, total uncompressed size, and the ratio of an entry's

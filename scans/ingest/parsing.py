@@ -113,6 +113,9 @@ class DicomHeader:
     series_number: int | None
     series_description: str
     body_part: str
+    scanning_sequence: str
+    sequence_variant: str
+    inversion_time: float | None
     instance_number: int | None
     rows: int
     columns: int
@@ -253,6 +256,14 @@ def _values(value):
     from pydicom.multival import MultiValue
 
     return list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+
+
+def _codes(dataset, keyword):
+    """A multi-valued code string (ScanningSequence ``SE\\IR``) as backslash-joined text."""
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return ""
+    return "\\".join(str(code).strip() for code in _values(value))[:64]
 
 
 def _number_list(dataset, keyword, count):
@@ -476,6 +487,9 @@ def _header_from(values):
         series_number=_optional_int(values, "SeriesNumber"),
         series_description=_text(values, "SeriesDescription")[:255],
         body_part=_text(values, "BodyPartExamined")[:64],
+        scanning_sequence=_codes(values, "ScanningSequence"),
+        sequence_variant=_codes(values, "SequenceVariant"),
+        inversion_time=_optional_float(values, "InversionTime"),
         instance_number=_optional_int(values, "InstanceNumber"),
         rows=_optional_int(values, "Rows") or 0,
         columns=_optional_int(values, "Columns") or 0,

@@ -502,6 +502,9 @@ def _series_for(batch, study, header):
             "modality": header.modality,
             "description": header.series_description,
             "body_part": header.body_part,
+            "scanning_sequence": header.scanning_sequence,
+            "sequence_variant": header.sequence_variant,
+            "inversion_time": header.inversion_time,
             "has_physical_scale": header.pixel_spacing is not None,
         },
     )

@@ -11,7 +11,9 @@
 // the status, for styling. Polling stops once every series has reached a final state.
 
 const PROGRESS_POLL_MILLISECONDS = 2500;
-const FINAL_STATUSES = new Set(["analysed", "reported", "failed"]);
+const FINAL_STATUSES = new Set(["analysed", "reported", "failed", "no_model"]);
+// Final without a result: the reason (why it failed, or that no model reads this kind of series) is shown.
+const UNANALYSED_STATUSES = new Set(["failed", "no_model"]);
 const CLASS_LABELS = {
   adenocarcinoma: "Adenocarcinoma",
   large_cell_carcinoma: "Large cell carcinoma",
@@ -23,7 +25,7 @@ function progressSentence(progress) {
   if (progress.status === "analysing" && progress.slices_total) {
     return `${progress.status_display}: ${progress.slices_done} of ${progress.slices_total} slices`;
   }
-  if (progress.status === "failed" && progress.failure_reason) {
+  if (UNANALYSED_STATUSES.has(progress.status) && progress.failure_reason) {
     return `${progress.status_display}: ${progress.failure_reason}`;
   }
   if (progress.predicted_class) {
@@ -45,7 +47,7 @@ function showProgress(element, progress) {
   const bar = element.querySelector("progress");
   if (bar) {
     bar.max = progress.slices_total || 1;
-    bar.value = FINAL_STATUSES.has(progress.status) && progress.status !== "failed"
+    bar.value = FINAL_STATUSES.has(progress.status) && !UNANALYSED_STATUSES.has(progress.status)
       ? bar.max : progress.slices_done;
   }
   const detailed = [

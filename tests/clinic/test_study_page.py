@@ -33,3 +33,12 @@ def test_study_page_of_another_hospital_or_for_a_patient_is_not_found(client, no
     for user in (south.doctor, north.patient.user):
         client.force_login(user)
         assert client.get(reverse("study-detail", kwargs={"pk": study.pk})).status_code == 404
+
+
+def test_series_no_model_reads_shows_why_it_was_not_analysed(client, north):
+    study = StudyFactory(hospital=north.hospital, patient=north.patient)
+    reason = "No model for this kind of series (MR, body part KNEE, sequence T2), so it was not analysed."
+    SeriesFactory(study=study, modality="MR", body_part="KNEE", status="no_model", status_reason=reason)
+    client.force_login(north.doctor)
+    html = client.get(reverse("study-detail", kwargs={"pk": study.pk})).content.decode()
+    assert "No model for this series" in html and reason in html

@@ -105,3 +105,26 @@ def test_rejects_unknown_source_and_non_2d_input():
         prepare_slice(np.zeros((4, 4)), config=config, source="rgb")
     with pytest.raises(ValueError):
         prepare_slice(np.zeros((4, 4, 3)), config=config, source="hounsfield")
+
+
+def test_mr_is_scaled_per_volume_and_never_windowed_like_ct():
+    from ml.preprocessing import normalise_mr_volume
+
+    rng = np.random.default_rng(0)
+    head = np.zeros((4, 32, 32), dtype=np.float32)
+    head[:, 4:28, 4:28] = rng.uniform(200, 600, size=(4, 24, 24))
+    head[2, 10:14, 10:14] = 1500.0  # one bright lesion: the volume's scale, not this slice's, decides
+    scaled = np.stack(normalise_mr_volume(list(head)))
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    assert scaled[:, 4:28, 4:28].mean() == pytest.approx(0.5, abs=0.1)
+    twice_as_bright = np.stack(normalise_mr_volume(list(head * 2.0)))
+    np.testing.assert_allclose(twice_as_bright, scaled, atol=1e-5)  # no absolute MR scale
+
+    config = PreprocessingConfig.for_mr(input_size=16, channels=3)
+    prepared = prepare_slice(scaled[2], config=config, source="mr")
+    assert prepared.shape == (16, 16, 3) and np.array_equal(prepared[..., 0], prepared[..., 2])
+    assert PreprocessingConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="CT windows are never applied to MR"):
+        prepare_slice(scaled[2], config=PreprocessingConfig(input_size=16), source="mr")
+    with pytest.raises(ValueError, match="never applied"):
+        prepare_slice(head[2], config=config, source="hounsfield")

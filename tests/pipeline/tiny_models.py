@@ -7,25 +7,31 @@ networks are the real architectures at the smallest sizes they accept, with rand
 from ml.preprocessing import PreprocessingConfig
 
 
-def register_tiny_models(tracking_uri, *, seed=0):
+def register_tiny_models(tracking_uri, *, seed=0, entry=None):
+    """Tiny champions of one catalogue entry's two models (the lung CT pair by default)."""
     import keras
     import mlflow
 
+    from ml.catalogue import LUNG_CT
     from ml.networks import build_classifier, build_segmenter
     from ml.registry import (
-        CLASSIFIER_MODEL_NAME,
-        SEGMENTER_MODEL_NAME,
         ensure_experiment,
         promote_version,
         register_keras_model,
         using_tracking_store,
     )
 
+    entry = entry or LUNG_CT
+
+    def config_for(input_size):
+        if entry.pixel_source == "mr":
+            return PreprocessingConfig.for_mr(input_size=input_size, channels=3)
+        return PreprocessingConfig(input_size=input_size)
+
     keras.utils.set_random_seed(seed)
     specifications = (
-        (CLASSIFIER_MODEL_NAME, build_classifier(input_size=32), PreprocessingConfig(input_size=32), "accuracy"),
-        (SEGMENTER_MODEL_NAME, build_segmenter(input_size=16, depth=1, base_filters=4),
-         PreprocessingConfig(input_size=16), "dice"),
+        (entry.classifier_name, build_classifier(input_size=32), config_for(32), "accuracy"),
+        (entry.segmenter_name, build_segmenter(input_size=16, depth=1, base_filters=4), config_for(16), "dice"),
     )
     versions = []
     for name, model, config, metric in specifications:

@@ -65,27 +65,46 @@ def zip_of(entries, compression=zipfile.ZIP_DEFLATED):
     return buffer
 
 
-def test_good_files_are_kept_while_bad_ones_are_rejected_with_their_reason(north, write_ct_series, private_storage):
+def ultrasound_copy(path, directory):
+    """A generated CT slice relabelled as ultrasound: a modality the portal does not accept."""
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    dataset.Modality = "US"
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    target = Path(directory) / "ultrasound.dcm"
+    dataset.save_as(target)
+    return target
+
+
+def test_good_files_are_kept_while_bad_ones_are_rejected_with_their_reason(north, write_ct_series, private_storage,
+                                                                          tmp_path):
     batch = batch_for(north)
     paths = write_ct_series(slices=3)
     results = [only(ingest_path(batch, path)) for path in paths]
     results += [
+        only(ingest_path(batch, pydicom_file("MR_small.dcm"))),
         only(ingest_path(batch, pydicom_file("test-SR.dcm"))),
         only(ingest_path(batch, pydicom_file("rtplan.dcm"))),
-        only(ingest_path(batch, pydicom_file("MR_small.dcm"))),
+        only(ingest_path(batch, ultrasound_copy(paths[0], tmp_path))),
         only(ingest_file(batch=batch, name="notes.txt", fileobj=io.BytesIO(b"just some text " * 20))),
     ]
     outcomes = [result.outcome for result in results]
-    assert outcomes == [FileOutcome.STORED] * 3 + [FileOutcome.REJECTED] * 4
-    sr, rtplan, mr, text = results[3:]
+    # MR is accepted at ingest since brain MRI has models (ml.catalogue decides which series are analysed).
+    assert outcomes == [FileOutcome.STORED] * 4 + [FileOutcome.REJECTED] * 4
+    mr_series = results[3].instance.series
+    assert (mr_series.modality, mr_series.scanning_sequence, mr_series.sequence_variant) == ("MR", "SE", "NONE")
+    assert mr_series.inversion_time is None
+    sr, rtplan, ultrasound, text = results[4:]
     assert "no pixel data" in sr.reason and sr.failure_reason == FailureReason.SOP_CLASS_NOT_SUPPORTED
     assert "no pixel data" in rtplan.reason
-    assert "Modality MR is not accepted" in mr.reason and mr.failure_reason == 0x0122
+    assert "Modality US is not accepted here (accepted: CT, MR)" in ultrasound.reason
+    assert ultrasound.failure_reason == 0x0122
     assert "Not a DICOM file" in text.reason and text.failure_reason == 0xC000
     assert batch.files.filter(outcome=FileOutcome.REJECTED).count() == 4
-    assert Instance.objects.count() == 3
+    assert Instance.objects.count() == 4
     stored = [path for path in private_storage.rglob("*") if path.is_file()]
-    assert len(stored) == 3
+    assert len(stored) == 4
     instance = results[0].instance
     import hashlib
 

@@ -11,7 +11,7 @@ def record_lung_ct_for_earlier_analyses(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ml', '0005_analysis_indeterminate_reason'),
+        ('ml', '0006_key_image_reasons_for_meaning'),
     ]
 
     operations = [

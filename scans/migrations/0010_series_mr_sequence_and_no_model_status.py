@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scans', '0008_upload_batch_source_dimse'),
+        ('scans', '0009_study_review_state_and_list_indexes'),
     ]
 
     operations = [

@@ -8,6 +8,7 @@ urlpatterns = [
     path("worklist/", views.worklist, name="worklist"),
     path("studies/<int:pk>/", views.study_detail, name="study-detail"),
     path("studies/<int:pk>/compare/<int:prior_pk>/", views.study_compare, name="study-compare"),
+    path("studies/<int:pk>/assign/", views.study_assign, name="study-assign"),
     path("series/<int:pk>/viewer/", viewer.series_viewer, name="series-viewer"),
     path("series/<int:pk>/viewer.json", viewer.series_viewer_state, name="series-viewer-state"),
     path("series/<int:pk>/slices/<int:index>.png", viewer.series_slice_image, name="series-slice-image"),

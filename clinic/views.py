@@ -1,10 +1,14 @@
 """Pages that combine scans, analyses and reports: the worklist, the study page and the hospital dashboard."""
 
+from django.contrib import messages
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from accounts.models import Patient, User
+from accounts.models import Patient, Role, User
 from accounts.permissions import ability_required
 from clinic.priors import history_plot_points, measurement_history, prior_studies
 from clinic.viewer import start_location, viewer_state
@@ -16,6 +20,7 @@ from portal.models import AuditAction
 from portal.pagination import EstimatedCountPaginator
 from reports.models import OutboxItem, Report, ReportVersion
 from reports.rendering import build_finding
+from scans.assignment import AssignmentError, assign_study
 from scans.models import Series, Study
 
 WORKLIST_PAGE_SIZE = 50
@@ -62,6 +67,8 @@ def study_detail(request, pk):
         "has_report": Report.objects.visible_to(request.user).filter(study=study).exists(),
         "outbox_items": OutboxItem.objects.visible_to(request.user).for_study(study),
         "priors": prior_studies(user=request.user, study=study),
+        "doctors": User.objects.visible_to(request.user).filter(role=Role.DOCTOR, is_active=True, is_api_client=False)
+        .order_by("full_name", "email"),
         "history": history,
         "history_plot": history_plot_points(history),
     }
@@ -89,6 +96,33 @@ def study_compare(request, pk, prior_pk):
     context = {"study": study, "prior": prior, "sides": sides, "history": history,
                "history_plot": history_plot_points(history)}
     return render(request, "clinic/compare.html", context)
+
+
+@ability_required("read_clinical")
+@require_POST
+def study_assign(request, pk):
+    """Assign the study to a doctor of the hospital (``doctor``: an id, or empty for nobody); back to ``next``."""
+    study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
+    doctor_id = request.POST.get("doctor", "")
+    doctor = None
+    if doctor_id:
+        doctor = User.objects.visible_to(request.user).filter(pk=doctor_id).first() if doctor_id.isdigit() else None
+        if doctor is None:
+            messages.error(request, "Choose a doctor of this hospital.")
+            return redirect("study-detail", pk=study.pk)
+    try:
+        assign_study(study=study, doctor=doctor, assigned_by=request.user, request=request)
+    except AssignmentError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Assigned to {doctor.get_full_name()}." if doctor else "No longer assigned.")
+    return redirect(_safe_next(request) or reverse("study-detail", kwargs={"pk": study.pk}))
+
+
+def _safe_next(request):
+    """The ``next`` URL of a form, only if it stays on this site."""
+    target = request.POST.get("next", "")
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else ""
 
 
 def _series_to_show(series_list, requested, analyses):

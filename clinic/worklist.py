@@ -21,6 +21,7 @@ SORTS = {
     "uploaded": ("Most recently uploaded", ("-created_at", "-pk")),
 }
 STATUS_FILTERS = {
+    "assigned_to_me": "Assigned to me",
     "needs_review": "Needs review",
     "processing": "Processing",
     "failed": "Analysis failed",
@@ -51,7 +52,9 @@ def worklist_studies(*, user, filters):
         studies = studies.filter(patient__in=Patient.objects.visible_to(user).search(data["q"]))
     status = data.get("status")
     series = Series.objects.visible_to(user).filter(study=OuterRef("pk"))
-    if status == "needs_review":
+    if status == "assigned_to_me":
+        studies = studies.filter(assigned_to=user)
+    elif status == "needs_review":
         studies = studies.filter(needs_review=True)
     elif status == "processing":
         studies = studies.filter(Exists(series.filter(status__in=PROCESSING_STATUSES)))
@@ -74,7 +77,7 @@ def worklist_rows(*, user, study_ids):
     series = Series.objects.annotate(instance_count=Count("instances")).order_by("series_number", "pk")
     studies = {
         study.pk: study
-        for study in Study.objects.visible_to(user).filter(pk__in=study_ids).select_related("patient")
+        for study in Study.objects.visible_to(user).filter(pk__in=study_ids).select_related("patient", "assigned_to")
         .prefetch_related(Prefetch("series", queryset=series))
     }
     report_ids = dict(Report.objects.visible_to(user).filter(study__in=study_ids).values_list("study_id", "pk"))

@@ -18,6 +18,7 @@ class AuditAction(models.TextChoices):
     LOGIN = "login", "Logged in"
     SEND = "send", "Sent to a DICOM destination"
     PATIENT_CHECK = "patient_check", "Decided a patient check"
+    ASSIGN = "assign", "Assigned a study to a doctor"
     LOGOUT = "logout", "Logged out"
     LOGIN_FAILED = "login_failed", "Failed to log in"
     SEARCH = "search", "Listed or searched"

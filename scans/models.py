@@ -115,6 +115,10 @@ class Study(TenantOwnedModel):
     needs_review = models.BooleanField(default=False, editable=False)
     #: Status of the latest report version ("draft", "final", "amended"), blank without a report; kept the same way.
     report_status = models.CharField(max_length=16, blank=True, editable=False)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_studies",
+        help_text="The doctor of the hospital who is to read this study.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -81,3 +81,29 @@ def test_pages_keep_the_filters(worklist, north, settings, monkeypatch):
     assert names == ["Draft Dora", "Busy Bob"]
     assert "?sort=patient&amp;page=2" in html
     assert names_on(worklist, sort="patient", page=2)[0] == ["Failed Fay", "Signed Sam"]
+
+
+def test_a_doctor_takes_a_study_and_finds_it_under_assigned_to_me(client, north):
+    from portal.models import AuditAction, AuditEvent
+
+    mine = StudyFactory(hospital=north.hospital, patient=north.patient, description="Mine to read")
+    StudyFactory(hospital=north.hospital, patient=north.patient, description="Someone else's")
+    client.force_login(north.doctor)
+    response = client.post(reverse("study-assign", kwargs={"pk": mine.pk}),
+                           {"doctor": north.doctor.pk, "next": "/worklist/?status=assigned_to_me"})
+    assert response.status_code == 302 and response["Location"] == "/worklist/?status=assigned_to_me"
+    page = client.get(reverse("worklist"), {"status": "assigned_to_me"}).content.decode()
+    assert "Mine to read" in page and "Someone else" not in page
+    assert AuditEvent.objects.filter(action=AuditAction.ASSIGN, actor=north.doctor).count() == 1
+
+
+def test_a_study_cannot_be_assigned_to_someone_outside_its_hospital_or_to_a_patient(client, north, south):
+    study = StudyFactory(hospital=north.hospital, patient=north.patient)
+    client.force_login(north.doctor)
+    for outsider in (south.doctor, north.patient.user):
+        client.post(reverse("study-assign", kwargs={"pk": study.pk}), {"doctor": outsider.pk})
+        study.refresh_from_db()
+        assert study.assigned_to is None
+    client.force_login(south.doctor)
+    assert client.post(reverse("study-assign", kwargs={"pk": study.pk}),
+                       {"doctor": south.doctor.pk}).status_code == 404

@@ -205,6 +205,15 @@ def test_doctor_uploads_reviews_and_signs_then_only_the_patient_downloads_the_pd
     with open(download.path(), "rb") as pdf:
         assert pdf.read(5) == b"%PDF-"
 
+    # On a phone (390 px wide) neither patient page scrolls sideways: tables become cards.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/my/reports/", re.sub(r"^https?://[^/]+", "", report_url)):
+        page.goto(path)
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"{path} scrolls sideways on a phone: {widths}"
+    patient.screenshot("report-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     # Another patient of the hospital, and a patient of another hospital, find nothing there.
     report_path = re.sub(r"^https?://[^/]+", "", report_url)
     for who, person in (("other-patient", other_patient.user), ("other-hospital", south.patient.user)):
@@ -221,7 +230,7 @@ def test_hospital_admin_sees_the_month_at_a_glance(open_browser, worlds):
     page = admin.log_in(north.admin.email)
     expect(page).to_have_url(re.compile(r"/hospital/"))
     expect(page.locator(".stat").filter(has_text="Studies this month")).to_be_visible()
-    expect(page.get_by_role("link", name=re.compile("Invite"))).to_be_visible()
+    expect(page.locator("main").get_by_role("link", name=re.compile("Invite"))).to_be_visible()
     admin.screenshot("hospital-dashboard")
 
 

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from clinic import viewer, views
+from clinic import ohif, viewer, views
 
 urlpatterns = [
     path("hospital/", views.hospital_dashboard, name="hospital-dashboard"),
@@ -14,4 +14,7 @@ urlpatterns = [
     path("series/<int:pk>/slices/<int:index>.png", viewer.series_slice_image, name="series-slice-image"),
     path("series/<int:pk>/slices/<int:index>/mask.png", viewer.series_slice_mask, name="series-slice-mask"),
     path("series/<int:pk>/slices/<int:index>/value.json", viewer.series_slice_value, name="series-slice-value"),
+    path("viewer/ohif/app-config.js", ohif.app_config, name="ohif-config"),
+    path("viewer/ohif/viewer", ohif.viewer_page, name="ohif-viewer"),
+    re_path(r"^viewer/ohif/(?P<route>.*)$", ohif.viewer_page, name="ohif-page"),
 ]

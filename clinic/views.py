@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Patient, Role, User
 from accounts.permissions import ability_required
+from clinic import ohif
 from clinic.priors import history_plot_points, measurement_history, prior_studies
 from clinic.viewer import start_location, viewer_state
 from clinic.worklist import PROCESSING_STATUSES, WorklistFilterForm, worklist_rows, worklist_studies
@@ -38,6 +39,7 @@ def worklist(request):
         "filters": filters,
         "is_filtered": bool(request.GET),
         "processing_statuses": PROCESSING_STATUSES,
+        "ohif_installed": ohif.is_installed(),
     }
     return render(request, "clinic/worklist.html", context)
 
@@ -71,6 +73,7 @@ def study_detail(request, pk):
         .order_by("full_name", "email"),
         "history": history,
         "history_plot": history_plot_points(history),
+        "ohif_url": ohif.viewer_url_for(study),
     }
     return render(request, "clinic/study_detail.html", context)
 

@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import Count, Exists, OuterRef, Prefetch
 
 from accounts.models import Patient
+from clinic.ohif import has_dicom_images
 from ml.models import Analysis, AnalysisStatus
 from reports.models import SIGNED_STATUSES, Report, class_label
 from scans.models import PatientCheck, Series, SeriesStatus, Study
@@ -78,6 +79,7 @@ def worklist_rows(*, user, study_ids):
     studies = {
         study.pk: study
         for study in Study.objects.visible_to(user).filter(pk__in=study_ids).select_related("patient", "assigned_to")
+        .annotate(has_dicom_images=has_dicom_images())
         .prefetch_related(Prefetch("series", queryset=series))
     }
     report_ids = dict(Report.objects.visible_to(user).filter(study__in=study_ids).values_list("study_id", "pk"))

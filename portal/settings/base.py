@@ -181,6 +181,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+#: OHIF Viewer's built files (``make ohif``), served as static files under ``STATIC_URL/ohif/`` when installed.
+OHIF_DIST_DIR = BASE_DIR / "static-vendor" / "ohif"
+if (OHIF_DIST_DIR / "index.html").is_file():
+    STATICFILES_DIRS.append(("ohif", OHIF_DIST_DIR))
 # Served straight from the apps and static/ (no collectstatic); production serves collectstatic's output.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -80,3 +80,23 @@ def _store_instance(series, content, *, index, rows, columns, file_format, uid, 
     instance.file.save(f"{uid}{instance.file_suffix}", ContentFile(content), save=False)
     instance.save()
     return instance
+
+
+def ingest_phantom_series(*, hospital, uploader, patient, slices=8, size=64, label="large_cell_carcinoma", seed=0):
+    """A phantom CT series stored by the real ingest (stored headers, transfer syntax, files).
+
+    The REST API batch is left open, so the series is not completed and no analysis starts.
+    """
+    from scans.ingest.batches import open_batch
+    from scans.ingest.writer import ingest_files
+    from scans.models import UploadBatch
+
+    phantom = generate_phantom_series(label=label, slices=slices, size=size, seed=seed)
+    batch = open_batch(hospital=hospital, uploaded_by=uploader, source=UploadBatch.Source.API)
+    with tempfile.TemporaryDirectory() as directory:
+        paths = write_dicom_series(phantom, directory, patient_id=patient.mrn, patient_name="Phantom^Patient")
+        files = [(Path(path).name, open(path, "rb")) for path in paths]
+        results = ingest_files(batch=batch, files=files)
+    instances = [result.instance for per_file in results for result in per_file]
+    assert all(instances), [result.reason for per_file in results for result in per_file]
+    return instances[0].series

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 from pydicom.encaps import get_frame
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from portal.errors import UserFacingError
@@ -126,7 +127,10 @@ class PixelSource:
 def pixel_source(fileobj):
     """Parse the header without pixels and locate the Pixel Data value; CannotDecode when the file has none."""
     fileobj.seek(0)
-    header = pydicom.dcmread(fileobj, stop_before_pixels=True)
+    try:
+        header = pydicom.dcmread(fileobj, stop_before_pixels=True)
+    except InvalidDicomError:
+        raise CannotDecode("The stored instance is an uploaded image, not DICOM: it has no DICOM frames.") from None
     transfer_syntax = UID(str(header.file_meta.TransferSyntaxUID))
     endian = "<" if transfer_syntax.is_little_endian else ">"
     tag_bytes = fileobj.read(8)

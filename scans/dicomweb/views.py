@@ -450,9 +450,11 @@ def multipart_response(parts, *, multipart_type):
 
 def pixel_parts(request, *, instance, frame_numbers):
     """Negotiate, then read every asked frame before answering, so that a decoding error is a clean 4xx."""
-    choice = frames.negotiate(request.META.get("HTTP_ACCEPT"), instance.transfer_syntax_uid)
     with instance_storage().open(instance.file.name, "rb") as stored:
         source = frames.pixel_source(stored)
+        # Rows stored before ingest recorded the syntax name none: the file's own meta header says it.
+        stored_syntax = instance.transfer_syntax_uid or str(source.transfer_syntax)
+        choice = frames.negotiate(request.META.get("HTTP_ACCEPT"), stored_syntax)
         numbers = frame_numbers or range(1, source.number_of_frames + 1)
         frames.check_frame_numbers(numbers, source)
         return list(frames.frame_parts(stored, source, numbers, choice)), choice

@@ -206,3 +206,20 @@ def test_retrieve_transcodes_to_explicit_little_endian_when_asked_and_refuses_ot
         instance_url(shipped["big-endian"]), HTTP_ACCEPT=f"{dicom}; transfer-syntax=1.2.840.10008.1.2.1"
     )
     assert big_endian.status_code == 406
+
+
+def test_frames_of_rows_without_a_recorded_syntax_and_of_uploaded_images_answer_cleanly(client, north):
+    """Rows stored before ingest recorded the transfer syntax read it from the file; images have no frames."""
+    from tests.pipeline.builders import store_phantom_series
+
+    client.force_login(north.doctor)
+    accept = {"HTTP_ACCEPT": "multipart/related; type=application/octet-stream; transfer-syntax=*"}
+    for as_png, expected in ((False, {200}), (True, {400, 404})):  # DICOMweb serves no uploaded images
+        series, _ = store_phantom_series(hospital=north.hospital, patient=north.patient, slices=1, size=16,
+                                         as_png=as_png)
+        instance = series.instances.get()
+        instance.transfer_syntax_uid = ""
+        instance.save(update_fields=["transfer_syntax_uid"])
+        url = (f"/dicomweb/studies/{series.study.study_instance_uid}/series/{series.series_instance_uid}"
+               f"/instances/{instance.sop_instance_uid}/frames/1")
+        assert client.get(url, **accept).status_code in expected

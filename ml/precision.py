@@ -243,13 +243,16 @@ def check_agreement(
 def phantom_reference_inputs(
     config: PreprocessingConfig, *, slices: int = REFERENCE_BATCH_SLICES
 ) -> np.ndarray:
-    """A deterministic reference batch: phantom slices of every class through their lesions.
+    """A deterministic reference batch: phantom slices of every class through their lesions (a brain
+    MR phantom for MR configurations).
 
     Used for versions registered without inputs of their own (and for those registered before
     reference batches were stored); the same config always gives the same batch.
     """
     from ml.phantoms import PHANTOM_LABELS, generate_phantom_series
 
+    if config.intensity == "mr_volume":
+        return _brain_phantom_reference_inputs(config, slices=slices)
     per_label = -(-slices // len(PHANTOM_LABELS))
     arrays = []
     for offset, label in enumerate(PHANTOM_LABELS):
@@ -257,6 +260,17 @@ def phantom_reference_inputs(
                                           slice_spacing=4.0, seed=PHANTOM_REFERENCE_SEED + offset)
         arrays.extend(phantom.hounsfield)
     return prepare_batch(arrays[:slices], config=config, source="hounsfield")
+
+
+def _brain_phantom_reference_inputs(config: PreprocessingConfig, *, slices: int) -> np.ndarray:
+    """MR configurations: the first sequence of a brain phantom with a tumour, normalised per volume."""
+    from ml.brain_phantoms import generate_brain_phantom
+    from ml.preprocessing import normalise_mr_volume
+
+    phantom = generate_brain_phantom(slices=slices, size=PHANTOM_REFERENCE_SIZE // 2, with_tumour=True,
+                                     seed=PHANTOM_REFERENCE_SEED)
+    volume = next(iter(phantom.images.values()))
+    return prepare_batch(normalise_mr_volume(list(volume)), config=config, source="mr")
 
 
 def reference_slices_from(

@@ -2,13 +2,15 @@
 
 Public interface:
     InferenceEngine(*, tracking_uri, batch_size=16, min_lesion_pixels=4,
-                    cached_versions=MODEL_CACHE_SIZE)
+                    cached_versions=MODEL_CACHE_SIZE, precision=None)
         .run_series(slices, *, source, classifier, segmenter, progress=None) -> SeriesPrediction
             (``classifier`` and ``segmenter`` are ``ModelVersionKey(name, version)``)
+        .precision_mode -> ml.precision.PrecisionMode; .agreement_reports -> {(name, version): report}
     engine_for(tracking_uri) -> InferenceEngine   (one per process and tracking URI)
     ModelVersionKey(name, version); ModelRef(name, version, is_demo)
     SeriesPrediction(slice_probabilities, series_class, series_probabilities,
-                     lesion_slice_indices, indeterminate_reason, masks, classifier, segmenter, class_names, timings)
+                     lesion_slice_indices, indeterminate_reason, masks, classifier, segmenter, precision,
+                     class_names, timings)
     tensorflow_thread_count() -> int; configure_tensorflow_threads() -> int
 
 Process model: nothing here imports TensorFlow at module import. A model version loads on the first
@@ -27,6 +29,15 @@ graphs see a single shape and never retrace), and each network runs as
 batch is preprocessed on a helper thread while TensorFlow computes the current one.
 ``progress(done, total)`` is called after each batch.
 
+Numeric precision (``ml.precision``): the engine runs in the mode ``precision`` names, or
+``RADASSIST_INFERENCE_PRECISION`` (default ``auto``: what the hardware runs fastest). A version
+that is to run in bfloat16 or float16 is first checked once by the agreement gate on its reference
+batch (stored with the version, or a phantom batch for older versions), and runs in float32 when
+it fails; the gate's decision is kept per version for the life of the process, and logged. The
+gate compares the networks' raw outputs (the classifier's before its temperature). Each
+``SeriesPrediction`` names the precision both networks ran in.
+
+
 Series-level class (aggregation rule): a tumour occupies a few slices of a series, so a plain
 mean over all slices would almost always say "normal". The class is therefore read where the
 lesion is: the lesion slices are those whose predicted mask has at least ``min_lesion_pixels``
@@ -39,6 +50,7 @@ the probability of a tumour is too close to call (``ml.calibration``).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -51,8 +63,23 @@ import numpy as np
 from ml.calibration import apply_temperature, indeterminate_reason
 from ml.evaluation import MASK_THRESHOLD, native_resolution_masks
 from ml.labels import CLASS_NAMES
+from ml.precision import (
+    FLOAT32,
+    AgreementReport,
+    InvalidPrecisionSetting,
+    PrecisionMode,
+    check_agreement,
+    choose_precision,
+    describe_precisions,
+    detect_hardware,
+    phantom_reference_inputs,
+    reduced_precision_copy,
+    requested_precision,
+)
 from ml.preprocessing import Source, normalise_mr_volume, prepare_batch
-from ml.registry import LoadedModel, load_version
+from ml.registry import LoadedModel, load_reference_batch, load_version
+
+logger = logging.getLogger(__name__)
 
 THREADS_ENVIRONMENT_VARIABLE = "RADASSIST_TF_THREADS"
 #: Compiled model versions one process keeps: the current pair and the pair before a promotion,
@@ -86,6 +113,8 @@ class SeriesPrediction:
     masks: np.ndarray  # bool (slices, rows, columns) at the original resolution
     classifier: ModelRef
     segmenter: ModelRef
+    #: The numeric precision the networks ran in (``ml.precision.describe_precisions``).
+    precision: str
     class_names: tuple[str, ...] = CLASS_NAMES
     #: Seconds spent per stage over the series: "preprocess" (on the helper thread, overlapping the
     #: networks), "classify" and "segment" (mask resizing included); the pipeline records them.
@@ -117,20 +146,38 @@ def configure_tensorflow_threads() -> int:
 
 
 class _CompiledModel:
-    """A loaded model with its graph compiled once for a fixed batch shape."""
+    """A loaded model with its graph compiled once for a fixed batch shape.
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int):
+    ``keras_model`` replaces the loaded float32 model (a reduced-precision copy of it); its inputs
+    and outputs are float32 either way.
+    """
+
+    def __init__(self, loaded: LoadedModel, *, batch_size: int, keras_model=None,
+                 precision: str = FLOAT32, jit_compile: bool = False):
         import tensorflow as tf
 
         self.loaded = loaded
+        self.precision = precision
         self.ref = ModelRef(loaded.name, loaded.version, loaded.is_demo)
         config = loaded.preprocessing_config
         self.batch_shape = (batch_size, config.input_size, config.input_size, config.channels)
-        model = loaded.keras_model
+        model = keras_model if keras_model is not None else loaded.keras_model
         self._call = tf.function(
-            lambda batch: model(batch, training=False),
+            lambda batch: tf.cast(model(batch, training=False), tf.float32),
             input_signature=[tf.TensorSpec(self.batch_shape, tf.float32)],
+            jit_compile=jit_compile,
         )
+
+    def predict_all(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs for any number of prepared inputs, in the compiled batch shape."""
+        size = self.batch_shape[0]
+        outputs = []
+        for start in range(0, len(inputs), size):
+            batch = np.zeros(self.batch_shape, dtype=np.float32)
+            chunk = inputs[start:start + size]
+            batch[: len(chunk)] = chunk
+            outputs.append(self(batch)[: len(chunk)])
+        return np.concatenate(outputs)
 
     def prepare(self, slices: Sequence[np.ndarray], *, source: Source) -> np.ndarray:
         batch = np.zeros(self.batch_shape, dtype=np.float32)
@@ -151,14 +198,20 @@ class InferenceEngine:
         batch_size: int = 16,
         min_lesion_pixels: int = 4,
         cached_versions: int = MODEL_CACHE_SIZE,
+        precision: str | None = None,
     ):
         from cachetools import LRUCache
 
         self.tracking_uri = tracking_uri
+        self.requested_precision = precision
         self.batch_size = batch_size
         self.min_lesion_pixels = min_lesion_pixels
         self._lock = threading.Lock()
         self._compiled: LRUCache = LRUCache(maxsize=cached_versions)
+        self._precision_mode: PrecisionMode | None = None
+        #: The agreement gate's verdict per (model name, version), kept for the process' life: a version
+        #: dropped from the cache and loaded again is not checked again.
+        self.agreement_reports: dict[tuple[str, int], AgreementReport] = {}
 
     def _compiled_version(self, key: ModelVersionKey) -> _CompiledModel:
         """The named version, loaded from the registry by number on first use (raises ModelNotRegistered)."""
@@ -167,12 +220,70 @@ class InferenceEngine:
             compiled = self._compiled.get(key)
             if compiled is None:
                 configure_tensorflow_threads()
-                compiled = _CompiledModel(
-                    load_version(key.name, key.version, tracking_uri=self.tracking_uri),
-                    batch_size=self.batch_size,
-                )
+                compiled = self._compile_in_chosen_precision(
+                    load_version(key.name, key.version, tracking_uri=self.tracking_uri))
                 self._compiled[key] = compiled
             return compiled
+
+    @property
+    def precision_mode(self) -> PrecisionMode:
+        """The mode asked for (argument, else environment) on this hardware; decided once.
+
+        A mistyped setting runs float32, the mode every model version supports, and is logged.
+        """
+        if self._precision_mode is None:
+            try:
+                requested = self.requested_precision or requested_precision()
+            except InvalidPrecisionSetting as error:
+                logger.error("%s; running in float32 (manage.py check reports it too)", str(error))
+                requested = FLOAT32
+            self._precision_mode = choose_precision(requested=requested, hardware=detect_hardware())
+            logger.info("inference precision %s (%s)", self._precision_mode.precision,
+                        self._precision_mode.reason)
+        return self._precision_mode
+
+    def _compile_in_chosen_precision(self, loaded: LoadedModel) -> _CompiledModel:
+        """The version compiled in the engine's precision if the agreement gate accepts it, else float32."""
+        mode = self.precision_mode
+        float32 = _CompiledModel(loaded, batch_size=self.batch_size, jit_compile=mode.jit_compile)
+        if mode.precision == FLOAT32:
+            return float32
+        key = (loaded.name, loaded.version)
+        report = self.agreement_reports.get(key)
+        if report is not None and not report.passed:
+            return float32
+        try:
+            reduced = _CompiledModel(
+                loaded, batch_size=self.batch_size, precision=mode.precision, jit_compile=mode.jit_compile,
+                keras_model=reduced_precision_copy(loaded.keras_model, precision=mode.precision),
+            )
+            if report is None:
+                reference = self._reference_inputs(loaded)
+                report = check_agreement(reference_outputs=float32.predict_all(reference),
+                                         candidate_outputs=reduced.predict_all(reference),
+                                         mask_threshold=MASK_THRESHOLD)
+        except Exception as error:  # a layer or kernel without the reduced type must not fail analyses
+            report = AgreementReport.not_run(f"{mode.precision} could not run: {error}")
+        if key not in self.agreement_reports:
+            self.agreement_reports[key] = report
+            if report.passed:
+                logger.info("%s version %s runs in %s: agreement gate passed (%s)", loaded.name,
+                            loaded.version, mode.precision, report.summary())
+            else:
+                logger.warning("%s version %s runs in float32: %s failed the agreement gate (%s)",
+                               loaded.name, loaded.version, mode.precision, report.summary())
+        return reduced if report.passed else float32
+
+    def _reference_inputs(self, loaded: LoadedModel) -> np.ndarray:
+        """The version's stored reference batch, or the phantom batch for its preprocessing."""
+        stored = load_reference_batch(loaded.name, loaded.version, tracking_uri=self.tracking_uri)
+        if stored is not None:
+            logger.info("%s version %s: agreement gate on its stored reference batch (%d %s slices)",
+                        loaded.name, loaded.version, len(stored.inputs), stored.source)
+            return stored.inputs
+        logger.info("%s version %s has no stored reference batch: the agreement gate uses a "
+                    "deterministic phantom batch", loaded.name, loaded.version)
+        return phantom_reference_inputs(loaded.preprocessing_config)
 
     @property
     def cached_versions(self) -> list[ModelVersionKey]:
@@ -251,6 +362,8 @@ class InferenceEngine:
             masks=masks,
             classifier=classifier.ref,
             segmenter=segmenter.ref,
+            precision=describe_precisions(classifier=classifier.precision,
+                                          segmenter=segmenter.precision),
             timings=timings,
         )
 

@@ -71,6 +71,9 @@ class Analysis(TenantOwnedModel):
     measurements = models.JSONField(default=dict, blank=True)
     #: Compressed boolean masks (numpy .npz, key "masks", shape (slices, rows, columns)).
     masks_file = models.FileField(upload_to=analysis_file_path, max_length=400, blank=True)
+    #: Numeric precision the networks ran in (ml.precision: "float32", "bfloat16", "float16", or each
+    #: network's where they differ); reduced precision only after the agreement gate accepted it.
+    precision = models.CharField(max_length=64, blank=True)
     #: Seconds per stage: queue_wait, load, preprocess, classify, segment, measure, store; and
     #: completion_to_claim, from the series' completion to the start of this run.
     stage_timings = models.JSONField(default=dict, blank=True)
@@ -102,6 +105,15 @@ class Analysis(TenantOwnedModel):
     @property
     def is_indeterminate(self):
         return bool(self.indeterminate_reason)
+
+    @property
+    def precision_note(self):
+        """The report's method line for the precision; says when reduced precision was used and checked."""
+        if not self.precision:
+            return ""
+        if self.precision == "float32":
+            return "numeric precision float32"
+        return f"numeric precision {self.precision} (reduced precision, checked against float32 before use)"
 
 
 class KeyImageQuerySet(TenantQuerySet):

@@ -17,6 +17,8 @@ Public interface:
     promote_version(*, model_name, version, tracking_uri, approved_by, reason, evidence=None)
     load_champion(model_name, *, tracking_uri) -> LoadedModel
     load_version(model_name, version, *, tracking_uri) -> LoadedModel
+    log_reference_batch(*, model_name, preprocessing_config, reference_inputs=None) -> dict
+    load_reference_batch(model_name, version, *, tracking_uri) -> ReferenceBatch | None
 
 Models are logged with the ``mlflow.tensorflow`` flavour, which for Keras 3 stores the native
 ``.keras`` file (``data/model.keras``) with the input/output tensor signature, and registered as a
@@ -28,6 +30,11 @@ model version. Each version carries tags: ``preprocessing_config`` (JSON of
 Everything works offline: with a SQLite tracking URI the experiment's artifacts live in an
 ``artifacts`` folder beside the database file, and loading reads the ``.keras`` file straight from
 the artifact store with ``compile=False`` (inference needs no optimiser or loss).
+
+Reference batches: each version registered from now on also carries the tag ``reference_batch``,
+the run artifact holding a few preprocessed inputs (``.npz``: ``inputs`` and their ``source``,
+"validation" or "phantoms") on which ``ml.precision``'s agreement gate compares a reduced-precision
+copy of the version with its float32 outputs before the engine runs it in reduced precision.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ PROMOTED_AT_TAG = "promoted_at"
 PROMOTION_EVIDENCE_TAG = "promotion_evidence"
 #: ``promoted_by`` of the one promotion no person approves: a demo model on a fresh installation.
 AUTOMATIC_APPROVAL = "automatic (first demo model)"
+REFERENCE_BATCH_TAG = "reference_batch"
 
 
 class ModelNotRegistered(Exception):
@@ -83,6 +91,12 @@ class LoadedModel:
     preprocessing_config: PreprocessingConfig
     is_demo: bool
     temperature: float = 1.0  # 1.0 (no change) for versions registered without one
+
+
+@dataclass(frozen=True)
+class ReferenceBatch:
+    inputs: object  # float32 numpy array (slices, size, size, channels), prepared as for inference
+    source: str  # "validation" (from the training data) or "phantoms" (ml.precision)
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -194,8 +208,13 @@ def register_keras_model(
     tracking_uri: str,
     is_demo: bool = False,
     tags: dict[str, str] | None = None,
+    reference_inputs=None,
 ) -> RegisteredModelVersion:
-    """Log ``model`` to the active run and register it as a new version of ``model_name``."""
+    """Log ``model`` to the active run and register it as a new version of ``model_name``.
+
+    ``reference_inputs`` (prepared inputs, e.g. validation slices) become the version's reference
+    batch; without them a phantom batch is stored (``log_reference_batch``).
+    """
     import mlflow
 
     with using_tracking_store(tracking_uri) as client:
@@ -204,6 +223,8 @@ def register_keras_model(
             VALIDATION_METRIC_TAG: validation_metric,
             VALIDATION_SCORE_TAG: repr(float(validation_score)),
             DEMO_TAG: "true" if is_demo else "false",
+            **log_reference_batch(model_name=model_name, preprocessing_config=preprocessing_config,
+                                  reference_inputs=reference_inputs),
             **(tags or {}),
         }
         mlflow.log_dict(preprocessing_config.to_dict(), "preprocessing_config.json")
@@ -347,3 +368,47 @@ def load_version(model_name: str, version: int, *, tracking_uri: str) -> LoadedM
     except MlflowException as error:
         raise ModelNotRegistered(f"{model_name} version {version} is not registered") from error
     return _load(model_version, tracking_uri=tracking_uri)
+
+
+def log_reference_batch(
+    *, model_name: str, preprocessing_config: PreprocessingConfig, reference_inputs=None
+) -> dict[str, str]:
+    """Store the version's reference batch as an artifact of the active run; returns its tag.
+
+    Up to ``ml.precision.REFERENCE_BATCH_SLICES`` evenly spaced ``reference_inputs``, or, without
+    any, the deterministic phantom batch for ``preprocessing_config``.
+    """
+    import io
+
+    import mlflow
+    import numpy as np
+
+    from ml.precision import phantom_reference_inputs, reference_slices_from
+
+    inputs = reference_slices_from(reference_inputs)
+    source = "validation"
+    if inputs is None:
+        inputs, source = phantom_reference_inputs(preprocessing_config), "phantoms"
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, inputs=inputs.astype(np.float32), source=np.array(source))
+    artifact_path = f"reference_batch/{model_name}.npz"
+    with tempfile.TemporaryDirectory(prefix="radassist-reference-") as directory:
+        local = Path(directory) / f"{model_name}.npz"
+        local.write_bytes(buffer.getvalue())
+        mlflow.log_artifact(str(local), "reference_batch")
+    return {REFERENCE_BATCH_TAG: artifact_path}
+
+
+def load_reference_batch(model_name: str, version: int, *, tracking_uri: str) -> ReferenceBatch | None:
+    """The version's stored reference batch, or None for versions registered without one."""
+    import numpy as np
+
+    client = _client(tracking_uri)
+    model_version = client.get_model_version(model_name, str(version))
+    artifact_path = (model_version.tags or {}).get(REFERENCE_BATCH_TAG)
+    if not artifact_path or not model_version.run_id:
+        return None
+    with tempfile.TemporaryDirectory(prefix="radassist-reference-") as directory:
+        local = client.download_artifacts(model_version.run_id, artifact_path, directory)
+        with np.load(local) as stored:
+            return ReferenceBatch(inputs=stored["inputs"], source=str(stored["source"]))

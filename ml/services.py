@@ -584,6 +584,7 @@ def run_analysis(*, analysis_id, engine):
         locked.indeterminate_reason = prediction.indeterminate_reason
         locked.slice_probabilities = [[round(float(p), 6) for p in row] for row in slice_probabilities]
         locked.measurements = measurements
+        locked.precision = prediction.precision
         locked.slices_total = locked.slices_done = len(loaded.arrays)
         locked.status = AnalysisStatus.SUCCEEDED
         locked.failure_reason = ""

@@ -505,7 +505,8 @@ def train_classifier(
         registered = register_keras_model(
             model=model, model_name=CLASSIFIER_MODEL_NAME, preprocessing_config=config,
             validation_metric="accuracy", validation_score=validation_metrics["accuracy"],
-            tracking_uri=tracking_uri, is_demo=demo, tags={TEMPERATURE_TAG: repr(temperature)},
+            tracking_uri=tracking_uri, is_demo=demo, reference_inputs=validation[0],
+            tags={TEMPERATURE_TAG: repr(temperature)},
         )
     is_champion = _champion_if_first_demo(registered, tracking_uri=tracking_uri)
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)
@@ -610,7 +611,7 @@ def train_segmenter(
         registered = register_keras_model(
             model=model, model_name=SEGMENTER_MODEL_NAME, preprocessing_config=config,
             validation_metric="dice", validation_score=validation_result.score,
-            tracking_uri=tracking_uri, is_demo=demo,
+            tracking_uri=tracking_uri, is_demo=demo, reference_inputs=validation[0],
         )
     is_champion = _champion_if_first_demo(registered, tracking_uri=tracking_uri)
     return replace(registered, is_champion=is_champion, test_metrics=test_metrics)

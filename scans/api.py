@@ -115,8 +115,12 @@ class InstanceCursorPagination(CursorPagination):
 
     page_size = 50
     page_size_query_param = "limit"
-    max_page_size = settings.RADASSIST_API_MAX_PAGE_SIZE
     ordering = ("series_id", "slice_location", "instance_number", "pk")
+
+    @property
+    def max_page_size(self):
+        """Capped like every REST list (``RADASSIST_API_MAX_PAGE_SIZE``)."""
+        return settings.RADASSIST_API_MAX_PAGE_SIZE
 
 
 class InstanceViewSet(AuditedReadsMixin, viewsets.ReadOnlyModelViewSet):

@@ -66,9 +66,12 @@ def test_another_hospitals_id_answers_exactly_like_a_missing_id(api_client, rows
 def test_page_size_is_capped_and_offsets_past_the_end_are_empty(api_client, rows, settings):
     north, _ = rows
     settings.RADASSIST_API_MAX_PAGE_SIZE = 2
-    page = get(api_client, north, "/api/v1/instances/?limit=100000")
+    page = get(api_client, north, "/api/v1/instances/?limit=100000")  # paged by cursor: the limit is capped too
+    assert page.status_code == 200 and len(page.json()["results"]) == 2 and page.json()["next"]
+    SeriesFactory.create_batch(2, study__hospital=north.hospital, study__patient=north.patient)
+    page = get(api_client, north, "/api/v1/series/?limit=100000")
     assert page.status_code == 200 and len(page.json()["results"]) == 2 and page.json()["count"] == 3
     for offset in (TOO_LARGE, "9223372036854775807", "4"):
-        beyond = get(api_client, north, f"/api/v1/instances/?offset={offset}&limit={TOO_LARGE}")
+        beyond = get(api_client, north, f"/api/v1/series/?offset={offset}&limit={TOO_LARGE}")
         assert beyond.status_code == 200, beyond.content[:200]
         assert beyond.json()["results"] == []

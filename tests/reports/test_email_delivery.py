@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from accounts.services import invite_user
 from reports import tasks
-from reports.services import update_draft
+from reports.services import AGREES_WITH_AI, save_draft
 from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -59,14 +59,15 @@ def test_signing_answers_at_once_while_the_mail_server_hangs(client, north, draf
     queued = []
     monkeypatch.setattr(tasks.send_report_ready_email, "delay", lambda **kwargs: queued.append(kwargs))
     monkeypatch.setattr(tasks.render_report_pdf, "delay", lambda **kwargs: None)  # not what this test times
-    update_draft(version=draft, doctor=north.doctor, impression="Mass.", recommendation="")
+    save_draft(version=draft, doctor=north.doctor, sections={"impression": "Mass."}, conclusion=AGREES_WITH_AI)
     client.force_login(north.doctor)
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("report-sign", args=[draft.report_id]), {"password": DEFAULT_PASSWORD})
     assert response.status_code == 302
     assert time.monotonic() - started < 15
-    assert queued == [{"version_id": draft.pk}]
+    assert [entry["version_id"] for entry in queued] == [draft.pk]
+    assert queued[0]["site_url"] == "http://testserver"  # the address the doctor reached the portal at
     assert hung_smtp_server == [], "the request itself never talked to the mail server"
 
 

@@ -1,7 +1,7 @@
 """The review state the worklist sorts on is kept on the study whenever a report version changes."""
 
 from reports.models import Report, ReportVersion, VersionStatus, refresh_review_states
-from reports.services import amend_report, create_draft_report, sign_report, update_draft
+from reports.services import AGREES_WITH_AI, amend_report, create_draft_report, save_draft, sign_report
 from scans.models import Study
 from tests.factories import DEFAULT_PASSWORD, AnalysisFactory, SeriesFactory, StudyFactory
 
@@ -19,7 +19,7 @@ def test_a_draft_needs_review_until_signed_and_again_when_amended(north):
     version = create_draft_report(analysis=analysis).versions.get()
     assert state_of(study) == (True, VersionStatus.DRAFT)
 
-    update_draft(version=version, doctor=north.doctor, impression="No nodule.", recommendation="")
+    save_draft(version=version, doctor=north.doctor, sections={"impression": "No nodule."}, conclusion=AGREES_WITH_AI)
     sign_report(version=ReportVersion.objects.get(pk=version.pk), doctor=north.doctor, password=DEFAULT_PASSWORD)
     assert state_of(study) == (False, VersionStatus.FINAL)
 

@@ -33,10 +33,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from rest_framework import permissions
 
-from accounts.models import Role
-
 #: Roles an IT admin may invite: staff only, since a patient's login is tied to a patient record.
-IT_ADMIN_INVITABLE_ROLES = (Role.HOSPITAL_ADMIN, Role.IT_ADMIN, Role.DOCTOR)
+#: The roles an IT admin may invite (``accounts.models.Role`` values; this module imports no model, so that
+#: ``User.may`` can ask it without an import cycle).
+IT_ADMIN_INVITABLE_ROLES = ("hospital_admin", "it_admin", "doctor")
 
 
 def _in_hospital(user):

@@ -1,9 +1,10 @@
 """One evaluation protocol for validation, test and promotion (Django-free; TensorFlow only when predicting).
 
+Evaluation sets are read from folders by ``ml.training.load_evaluation_set``, next to the training loaders.
+
 Public interface:
     EvaluationCase(name, slices, source, label=None, masks=None)
     EvaluationSet(kind, cases, manifest_hash, source_uri)
-    load_evaluation_set(directory, *, kind) -> EvaluationSet   (kind: "classification" | "segmentation")
     manifest_hash(directory) -> str
     evaluation_set_from_cases(kind, cases, *, source_uri) -> EvaluationSet  (hash of the arrays)
     native_resolution_masks(lesion_maps, *, rows, columns) -> bool ndarray
@@ -102,44 +103,6 @@ def evaluation_set_from_cases(kind: str, cases: list[EvaluationCase], *, source_
         for array in (*case.slices, case.masks if case.masks is not None else np.asarray(case.label)):
             digest.update(np.ascontiguousarray(array).tobytes())
     return EvaluationSet(kind=kind, cases=cases, manifest_hash=digest.hexdigest(), source_uri=source_uri)
-
-
-def load_evaluation_set(directory: str | Path, *, kind: str) -> EvaluationSet:
-    from ml.training import (
-        TrainingDataError,
-        is_dicom_training_folder,
-        load_classification_split,
-        load_dicom_training_series,
-        load_segmentation_patients,
-    )
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise EvaluationSetError(f"{directory} is not a folder")
-    if kind not in KINDS:
-        raise EvaluationSetError(f"unknown evaluation kind {kind!r}; expected one of {KINDS}")
-    try:
-        if kind == CLASSIFICATION:
-            images, labels = load_classification_split(directory)
-            cases = [
-                EvaluationCase(name=str(index), slices=[image], source="grey8", label=int(label))
-                for index, (image, label) in enumerate(zip(images, labels, strict=True))
-            ]
-        elif is_dicom_training_folder(directory):
-            cases = [
-                EvaluationCase(name=name, slices=list(item.hounsfield), source="hounsfield", masks=item.masks)
-                for name, item in load_dicom_training_series(directory).items()
-            ]
-        else:
-            cases = [
-                EvaluationCase(name=name, slices=[image for image, _ in pairs], source="grey8",
-                               masks=np.stack([mask for _, mask in pairs]))
-                for name, pairs in load_segmentation_patients(directory).items()
-            ]
-    except TrainingDataError as error:
-        raise EvaluationSetError(str(error)) from error
-    return EvaluationSet(kind=kind, cases=cases, manifest_hash=manifest_hash(directory),
-                         source_uri=directory.resolve().as_uri())
 
 
 def native_resolution_masks(lesion_maps: np.ndarray, *, rows: int, columns: int) -> np.ndarray:

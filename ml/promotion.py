@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.evaluation import CLASSIFICATION, SEGMENTATION, EvaluationResult, EvaluationSet, load_evaluation_set
+from ml.evaluation import CLASSIFICATION, SEGMENTATION, EvaluationResult, EvaluationSet
 from ml.metrics import paired_bootstrap_difference
 from ml.registry import (
     CLASSIFIER_MODEL_NAME,
@@ -44,6 +44,7 @@ from ml.registry import (
     using_tracking_store,
     version_info,
 )
+from ml.training import load_evaluation_set
 
 #: How much worse (in the score's own units: accuracy or Dice) the challenger may be at the lower end
 #: of the interval and still count as non-inferior.

@@ -79,10 +79,15 @@ import numpy as np
 from imaging.pixels import grey_from_image
 from ml.calibration import apply_temperature, fit_temperature
 from ml.evaluation import (
+    CLASSIFICATION,
+    KINDS,
     SEGMENTATION,
     EvaluationCase,
+    EvaluationSet,
+    EvaluationSetError,
     evaluate_model,
     evaluation_set_from_cases,
+    manifest_hash,
     score_classification,
 )
 from ml.labels import CLASS_NAMES, class_name_from_folder
@@ -665,3 +670,34 @@ def _champion_if_first_demo(registered: RegisteredModelVersion, *, tracking_uri:
     promote_version(model_name=registered.name, version=registered.version, tracking_uri=tracking_uri,
                     approved_by=AUTOMATIC_APPROVAL, reason="first demo model of a new installation")
     return True
+
+
+def load_evaluation_set(directory: str | Path, *, kind: str) -> EvaluationSet:
+    """A frozen evaluation set read from a folder in the training layouts, with its manifest hash."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise EvaluationSetError(f"{directory} is not a folder")
+    if kind not in KINDS:
+        raise EvaluationSetError(f"unknown evaluation kind {kind!r}; expected one of {KINDS}")
+    try:
+        if kind == CLASSIFICATION:
+            images, labels = load_classification_split(directory)
+            cases = [
+                EvaluationCase(name=str(index), slices=[image], source="grey8", label=int(label))
+                for index, (image, label) in enumerate(zip(images, labels, strict=True))
+            ]
+        elif is_dicom_training_folder(directory):
+            cases = [
+                EvaluationCase(name=name, slices=list(item.hounsfield), source="hounsfield", masks=item.masks)
+                for name, item in load_dicom_training_series(directory).items()
+            ]
+        else:
+            cases = [
+                EvaluationCase(name=name, slices=[image for image, _ in pairs], source="grey8",
+                               masks=np.stack([mask for _, mask in pairs]))
+                for name, pairs in load_segmentation_patients(directory).items()
+            ]
+    except TrainingDataError as error:
+        raise EvaluationSetError(str(error)) from error
+    return EvaluationSet(kind=kind, cases=cases, manifest_hash=manifest_hash(directory),
+                         source_uri=directory.resolve().as_uri())

@@ -175,8 +175,9 @@ def write_brain_mr_study(
     study_date: datetime.date | None = None,
 ) -> dict[str, list[Path]]:
     """Write each sequence as an MR Image Storage series of one study (explicit VR little endian, uint16)."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from ml.phantoms import new_dicom_file
 
     directory = Path(directory)
     study_uid = study_uid or generate_uid()
@@ -192,23 +193,12 @@ def write_brain_mr_study(
         series_directory.mkdir(parents=True, exist_ok=True)
         paths = []
         for index in range(volume.shape[0]):
-            sop_instance_uid = generate_uid()
-            file_meta = FileMetaDataset()
-            file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-            file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
-            file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
             path = series_directory / f"{index + 1:04d}.dcm"
-            dataset = FileDataset(str(path), {}, file_meta=file_meta, preamble=b"\0" * 128)
-            dataset.SOPClassUID = MR_IMAGE_STORAGE
-            dataset.SOPInstanceUID = sop_instance_uid
-            dataset.StudyInstanceUID = study_uid
-            dataset.SeriesInstanceUID = series_uid
-            dataset.FrameOfReferenceUID = frame_of_reference_uid
-            dataset.PatientID = patient_id
-            dataset.PatientName = patient_name
-            dataset.StudyDate = dataset.SeriesDate = study_date.strftime("%Y%m%d")
-            dataset.StudyTime = dataset.SeriesTime = "120000"
+            dataset = new_dicom_file(
+                path, sop_class_uid=MR_IMAGE_STORAGE, study_uid=study_uid, series_uid=series_uid,
+                frame_of_reference_uid=frame_of_reference_uid, patient_id=patient_id, patient_name=patient_name,
+                study_date=study_date,
+            )
             dataset.StudyDescription = "Phantom brain MRI"
             dataset.SeriesDescription = protocol.description
             dataset.StudyID = "1"

@@ -258,6 +258,31 @@ def _draw_lesion(image, mask, lesion: _Lesion, *, x, y, z) -> None:
         image[distance <= cavity_radius] = LUNG_HU - 50
 
 
+def new_dicom_file(path, *, sop_class_uid, study_uid, series_uid, frame_of_reference_uid, patient_id, patient_name,
+                   study_date):
+    """A new explicit-little-endian DICOM file dataset with the identifiers every generated slice carries."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+
+    sop_instance_uid = generate_uid()
+    file_meta = FileMetaDataset()
+    file_meta.MediaStorageSOPClassUID = sop_class_uid
+    file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    dataset = FileDataset(str(path), {}, file_meta=file_meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID = sop_class_uid
+    dataset.SOPInstanceUID = sop_instance_uid
+    dataset.StudyInstanceUID = study_uid
+    dataset.SeriesInstanceUID = series_uid
+    dataset.FrameOfReferenceUID = frame_of_reference_uid
+    dataset.PatientID = patient_id
+    dataset.PatientName = patient_name
+    dataset.StudyDate = dataset.SeriesDate = study_date.strftime("%Y%m%d")
+    dataset.StudyTime = dataset.SeriesTime = "120000"
+    return dataset
+
+
 def write_dicom_series(
     phantom: PhantomSeries,
     directory: str | Path,
@@ -276,8 +301,7 @@ def write_dicom_series(
 
     Files are named by instance number; returns their paths in slice order.
     """
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -290,24 +314,13 @@ def write_dicom_series(
     normal = np.cross(phantom.image_orientation[:3], phantom.image_orientation[3:])
     paths = []
     for index in range(phantom.hounsfield.shape[0]):
-        sop_instance_uid = generate_uid()
-        file_meta = FileMetaDataset()
-        file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-        file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
-        file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         path = directory / f"{index + 1:04d}.dcm"
-        dataset = FileDataset(str(path), {}, file_meta=file_meta, preamble=b"\0" * 128)
-        dataset.SOPClassUID = CT_IMAGE_STORAGE
-        dataset.SOPInstanceUID = sop_instance_uid
-        dataset.StudyInstanceUID = study_uid
-        dataset.SeriesInstanceUID = series_uid
-        dataset.FrameOfReferenceUID = frame_of_reference_uid
-        dataset.PatientID = patient_id
-        dataset.PatientName = patient_name
+        dataset = new_dicom_file(
+            path, sop_class_uid=CT_IMAGE_STORAGE, study_uid=study_uid, series_uid=series_uid,
+            frame_of_reference_uid=frame_of_reference_uid, patient_id=patient_id, patient_name=patient_name,
+            study_date=study_date,
+        )
         dataset.AccessionNumber = accession_number
-        dataset.StudyDate = dataset.SeriesDate = study_date.strftime("%Y%m%d")
-        dataset.StudyTime = dataset.SeriesTime = "120000"
         dataset.StudyDescription = study_description
         dataset.SeriesDescription = series_description or f"Phantom axial ({phantom.label})"
         dataset.StudyID = "1"

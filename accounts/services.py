@@ -107,19 +107,26 @@ def accept_invitation(*, token, password, full_name=""):
     return user
 
 
+def _machine_user(*, hospital, kind, full_name):
+    """The user a machine (an API key, a DICOM peer) acts as: a doctor of its hospital without a password,
+    so that what it sends is attributed to it."""
+    client = User(
+        email=f"{kind}-{hospital.slug}-{secrets.token_hex(4)}@{kind}.radassist.invalid",
+        full_name=full_name,
+        hospital=hospital,
+        role=Role.DOCTOR,
+        is_api_client=True,
+    )
+    client.set_unusable_password()
+    client.save()
+    return client
+
+
 def create_api_key(*, hospital, name, created_by=None):
     """Create a key and its API-client user. Returns (api_key, secret); the secret is never stored."""
     secret = ApiKey.generate_secret()
     with transaction.atomic():
-        client = User(
-            email=f"api-{hospital.slug}-{secrets.token_hex(4)}@api.radassist.invalid",
-            full_name=f"API key “{name}”",
-            hospital=hospital,
-            role=Role.DOCTOR,
-            is_api_client=True,
-        )
-        client.set_unusable_password()
-        client.save()
+        client = _machine_user(hospital=hospital, kind="api", full_name=f"API key “{name}”")
         api_key = ApiKey.objects.create(
             hospital=hospital, name=name, user=client, key_prefix=secret[:10], key_hash=ApiKey.hash_key(secret)
         )
@@ -171,15 +178,7 @@ def register_dicom_peer(*, hospital, ae_title, host=None, description=""):
     if DicomPeer.objects.for_hospital(hospital).filter(ae_title=ae_title).exists():
         raise DicomPeerError(f"{hospital.name} already has a DICOM peer with the AE title {ae_title}.")
     with transaction.atomic():
-        client = User(
-            email=f"dicom-{hospital.slug}-{secrets.token_hex(4)}@dicom.radassist.invalid",
-            full_name=f"DICOM peer {ae_title}",
-            hospital=hospital,
-            role=Role.DOCTOR,
-            is_api_client=True,
-        )
-        client.set_unusable_password()
-        client.save()
+        client = _machine_user(hospital=hospital, kind="dicom", full_name=f"DICOM peer {ae_title}")
         return DicomPeer.objects.create(
             hospital=hospital, ae_title=ae_title, host=host or None, description=description, user=client
         )
